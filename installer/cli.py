@@ -1,0 +1,84 @@
+"""The ``fmp-install`` entry point.
+
+Only argparse and the command registry are imported at start-up; each
+command imports its own work. Every error reaching here is printed as a plain
+message with an exit code; a traceback goes to a file, never to the operator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from installer import __version__, exitcodes
+from installer.commands import COMMAND_MODULES
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fmp-install",
+        description="Install highly available Kubernetes clusters on bare metal and VMs.",
+    )
+    parser.add_argument("--version", action="version", version=f"fmp-install {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def _report_internal_error(exc: BaseException) -> str:
+    import tempfile
+    import traceback
+
+    with tempfile.NamedTemporaryFile(
+        "w", prefix="fmp-install-crash-", suffix=".txt", delete=False
+    ) as fh:
+        traceback.print_exception(exc, file=fh)
+        return fh.name
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return exitcodes.OK
+    from installer.errors import OperatorError
+    from installer.problems import ProblemList
+
+    try:
+        code: int = handler(args)
+        return code
+    except ProblemList as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        n = len(exc.problems)
+        print(f"{n} problem{'s' if n != 1 else ''} found", file=sys.stderr)
+        return exitcodes.INVALID_INPUT
+    except OperatorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return exitcodes.INTERRUPTED
+    except BrokenPipeError:
+        return exitcodes.OK
+    except Exception as exc:
+        path = _report_internal_error(exc)
+        print(
+            f"internal error: {type(exc).__name__}: {exc}\n"
+            f"  This is a bug in fmp-install. Details were written to {path}; please report it.",
+            file=sys.stderr,
+        )
+        return exitcodes.INTERNAL_ERROR
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,10 @@
+"""Exit codes, one meaning each, shared by every command."""
+
+OK = 0
+TASK_FAILED = 1
+INVALID_INPUT = 2
+PREFLIGHT_FAILED = 3
+LOCKED = 4
+STORAGE_INSUFFICIENT = 5
+INTERNAL_ERROR = 70
+INTERRUPTED = 130
