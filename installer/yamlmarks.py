@@ -113,7 +113,15 @@ class MarkedDocument:
 
 def load_marked(text: str) -> MarkedDocument:
     """Parse one YAML document. Raises ``YamlLoadError`` with a mark on any problem."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        # A character YAML does not allow (a control byte, say): say where it is.
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise YamlLoadError(
+            f"not valid YAML: character {exc.character!r} is not allowed", Mark(line, column)
+        ) from None
     try:
         try:
             node = loader.get_single_node()
