@@ -358,8 +358,8 @@ def _dedupe(problems: list[Problem]) -> list[Problem]:
     return out
 
 
-def load_answers(path: str | Path, *, semantic: bool = True) -> Answers:
-    """Read and validate an answers file. Raises ``ProblemList`` (never a traceback)."""
+def read_answers_text(path: str | Path) -> str:
+    """The text of an answers file, or a ``ProblemList`` saying why it cannot be read."""
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -372,12 +372,16 @@ def load_answers(path: str | Path, *, semantic: bool = True) -> Answers:
             [Problem(str(p), None, None, "", f"cannot read: {exc.strerror}")]
         ) from None
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ProblemList(
             [Problem(str(p), None, None, "", f"not UTF-8 text (byte {exc.start})")]
         ) from None
-    return parse_answers(text, str(p), semantic=semantic)
+
+
+def load_answers(path: str | Path, *, semantic: bool = True) -> Answers:
+    """Read and validate an answers file. Raises ``ProblemList`` (never a traceback)."""
+    return parse_answers(read_answers_text(path), str(path), semantic=semantic)
 
 
 def marked_document(text: str) -> MarkedDocument | None:

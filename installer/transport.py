@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 from installer import exitcodes
@@ -25,14 +25,14 @@ class CommandResult:
     stderr: str
 
 
-class FailureKind(str, Enum):
+class FailureKind(StrEnum):
     UNREACHABLE = "unreachable"
     REFUSED = "connection refused"
     TIMEOUT = "timeout"
     AUTH_FAILED = "auth failed"
     HOST_KEY_UNKNOWN = "host key unknown"
     HOST_KEY_CHANGED = "host key changed"
-    SUDO_PASSWORD_WRONG = "sudo password wrong"
+    SUDO_PASSWORD_WRONG = "sudo password wrong"  # noqa: S105 - a label, not a password
     SUDO_NOT_ALLOWED = "sudo not allowed"
     COMMAND_NOT_FOUND = "command not found"
     CONNECTION_LOST = "connection lost"

@@ -230,7 +230,7 @@ storage:
     found = errors(text)
     assert any("a has role 'storage' but no storage_disk" in f for f in found)
     assert any(
-        "answers.yaml:8:10: storage.wipe[0]: 'zz' is not one of the hosts" == f for f in found
+        f == "answers.yaml:8:10: storage.wipe[0]: 'zz' is not one of the hosts" for f in found
     )
 
 

@@ -23,10 +23,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     from installer import exitcodes
     from installer.answer_checks import check_answers, check_environment
-    from installer.answers import load_answers, marked_document
+    from installer.answers import marked_document, parse_answers, read_answers_text
 
-    answers = load_answers(args.answers)  # raises ProblemList: printed by cli.main
-    text = open(args.answers, encoding="utf-8").read()  # noqa: PTH123 - already read once, small
+    text = read_answers_text(args.answers)
+    answers = parse_answers(text, args.answers)  # raises ProblemList: printed by cli.main
     doc = marked_document(text)
     warnings = [p for p in check_answers(answers) if p.severity == "warning"]
     # validate may run where the secrets are not exported (CI, a laptop): a
