@@ -7,7 +7,13 @@ from collections.abc import Mapping
 
 from installer.answers import Answers
 from installer.problems import Problem, Severity
-from installer.profile import ProfileError, ProfileMeta, available_profiles, load_profile_meta
+from installer.profile import (
+    ProfileError,
+    ProfileMeta,
+    available_profiles,
+    load_profile_meta,
+    option_errors,
+)
 
 IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -28,6 +34,10 @@ def check_answers(answers: Answers) -> list[Problem]:
     if meta is not None:
         problems += check_roles(answers, meta)
         problems += _check_versions(answers, meta)
+        problems += [
+            Problem.at(("options", key), message)
+            for key, message in option_errors(meta, answers.options).items()
+        ]
     problems += check_network(answers)
     problems += _check_wipe(answers)
     return problems

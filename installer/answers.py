@@ -251,6 +251,9 @@ class Answers(_Model):
     network: Network = Field(default_factory=Network)
     storage: Storage = Field(default_factory=Storage)
     versions: dict[str, str] = Field(default_factory=dict)
+    options: dict[str, str | int | bool] = Field(
+        default_factory=dict, description="profile options, e.g. {cni: flannel}; see the profile"
+    )
 
     def host(self, label: str) -> Host | None:
         for h in self.hosts:

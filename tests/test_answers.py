@@ -302,3 +302,14 @@ def test_saved_answers_replay(tmp_path: Path) -> None:
     data = answers.to_yaml_data()
     again = parse_answers(yaml.safe_dump(data))
     assert again == answers
+
+
+def test_profile_options_checked() -> None:
+    ok = parse_answers(BASE + "options: {cni: flannel}\n")
+    assert ok.options == {"cni": "flannel"}
+    (found,) = errors(BASE + "options: {cni: weave}\n")
+    assert (
+        found == "answers.yaml:12:16: options.cni: option cni='weave' is not one of calico, flannel"
+    )
+    (found,) = errors(BASE + "options: {colour: blue}\n")
+    assert "profile kubeadm-etcd has no option 'colour'" in found

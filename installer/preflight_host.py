@@ -1,0 +1,366 @@
+"""Preflight checks that look at one host's facts alone. Pure: no I/O."""
+
+from __future__ import annotations
+
+import re
+
+from installer.answers import DNS_LABEL_RE, Host, is_hostname
+from installer.hostfacts import HostFacts, OsRelease
+from installer.preflight_model import (
+    Context,
+    Finding,
+    Status,
+    fmt_bytes,
+    unknown_finding,
+)
+
+# --------------------------------------------------------------------------- reachable, sudo
+
+
+def check_reachable(ctx: Context, host: Host, f: HostFacts) -> Finding:
+    bits = [b for b in (_os_name(f.os), f.kernel and f"kernel {f.kernel}", f.arch) if b]
+    seen = ", ".join(bits) or "no details"
+    return Finding("reachable", host.label, "pass", f"{host.label}: discovered ({seen})")
+
+
+def check_sudo(ctx: Context, host: Host, f: HostFacts) -> Finding:
+    label = host.label
+    if f.sudo_ok is None:
+        return unknown_finding("sudo", label, f, "sudo_ok", "sudo")
+    if f.sudo_ok:
+        return Finding("sudo", label, "pass", f"{label}: sudo works")
+    user = ctx.answers.ssh_for(host).user or "<user>"
+    return Finding(
+        "sudo",
+        label,
+        "fail",
+        f"{label}: sudo does not work for {user}",
+        f"give {user} sudo (echo '{user} ALL=(ALL) NOPASSWD:ALL' | sudo tee /etc/sudoers.d/{user}), "
+        "or set ssh.sudo_password_env to the name of a variable holding the sudo password",
+    )
+
+
+# --------------------------------------------------------------------------- OS
+
+# os-release ID -> supported VERSION_IDs (a version matches itself and its point releases).
+DEFAULT_SUPPORTED_OS: dict[str, tuple[str, ...]] = {
+    "ubuntu": ("22.04", "24.04"),
+    "debian": ("12", "13"),
+    "rhel": ("9", "10"),
+    "rocky": ("9", "10"),
+    "almalinux": ("9", "10"),
+    "centos": ("9", "10"),  # CentOS Stream
+    "ol": ("9", "10"),
+}
+# Families we know: another version or a derivative is a warn, anything else a fail.
+KNOWN_OS_FAMILIES = frozenset(
+    DEFAULT_SUPPORTED_OS
+    | {
+        "fedora": (),
+        "sles": (),
+        "opensuse-leap": (),
+        "opensuse-tumbleweed": (),
+        "suse": (),
+        "opensuse": (),
+        "amzn": (),
+    }
+)
+_SUPPORTED_TEXT = "Ubuntu 22.04/24.04, Debian 12/13, RHEL/Rocky/Alma/CentOS Stream/Oracle 9/10"
+
+
+def _os_name(os: OsRelease | None) -> str | None:
+    if os is None:
+        return None
+    return os.pretty_name or " ".join(p for p in (os.id, os.version_id) if p) or None
+
+
+def _version_matches(version: str | None, wanted: str) -> bool:
+    return version is not None and (version == wanted or version.startswith(wanted + "."))
+
+
+def _profile_os_matches(os: OsRelease, entry: str) -> bool:
+    """'ubuntu' matches any Ubuntu; 'ubuntu:22.04' (or 'ubuntu 22.04') only that version."""
+    os_id, _, version = entry.replace(" ", ":").partition(":")
+    if os_id.lower() != os.id.lower():
+        return False
+    return not version or _version_matches(os.version_id, version)
+
+
+def check_os(ctx: Context, host: Host, f: HostFacts) -> Finding:
+    label = host.label
+    os = f.os
+    if os is None:
+        return unknown_finding("os", label, f, "os", "the OS")
+    name = _os_name(os) or "?"
+    if not os.id:
+        return Finding(
+            "os",
+            label,
+            "fail",
+            f"{label}: /etc/os-release has no ID: unknown OS",
+            f"install one of: {_SUPPORTED_TEXT}",
+        )
+    needs = ctx.needs(host)
+    pinned = False  # a profile entry names this very version
+    for role, allowed in needs.os:
+        matching = [entry for entry in allowed if _profile_os_matches(os, entry)]
+        if not matching:
+            return Finding(
+                "os",
+                label,
+                "fail",
+                f"{label}: {name} is not supported for role {role} by profile {ctx.meta.name} "
+                f"(supported: {', '.join(allowed)})",
+                f"install one of: {', '.join(allowed)}",
+            )
+        pinned = pinned or any(":" in e.replace(" ", ":") for e in matching)
+    os_id = os.id.lower()
+    versions = DEFAULT_SUPPORTED_OS.get(os_id)
+    if pinned or (needs.os and versions is None):
+        # the profile vouches for this version, or for a distribution we have no table for
+        return Finding("os", label, "pass", f"{label}: {name}")
+    if versions is not None and any(_version_matches(os.version_id, v) for v in versions):
+        return Finding("os", label, "pass", f"{label}: {name}")
+    family = {os_id, *(x.lower() for x in os.id_like)} & KNOWN_OS_FAMILIES
+    if family:
+        why = (
+            f"version {os.version_id} is not one fmp-install is tested on"
+            if versions is not None and os.version_id
+            else "not tested with fmp-install"
+        )
+        return Finding(
+            "os",
+            label,
+            "warn",
+            f"{label}: {name}: {why}",
+            f"it may work; for a supported install use {_SUPPORTED_TEXT}",
+        )
+    return Finding(
+        "os",
+        label,
+        "fail",
+        f"{label}: {name} ({os.id}) is not a supported OS",
+        f"install one of: {_SUPPORTED_TEXT}",
+    )
+
+
+# --------------------------------------------------------------------------- CPU, memory
+
+MEMORY_SLACK = 0.95  # MemTotal hides what the kernel and firmware reserve
+
+
+def check_cpu_count(ctx: Context, host: Host, f: HostFacts) -> Finding:
+    label = host.label
+    if f.cpu is None:
+        return unknown_finding("cpu-count", label, f, "cpu", "the CPU count")
+    needs = ctx.needs(host)
+    have = f.cpu.count
+    cpus = f"{have} CPU" if have == 1 else f"{have} CPUs"
+    if have >= needs.cpus:
+        return Finding("cpu-count", label, "pass", f"{label}: {cpus} (needs {needs.cpus})")
+    return Finding(
+        "cpu-count",
+        label,
+        "fail",
+        f"{label}: {cpus}, below the {needs.cpus} that {needs.why(needs.cpus_role)} needs "
+        f"(profile {ctx.meta.name})",
+        f"give {label} at least {needs.cpus} CPUs (vCPUs on a VM), or move it to a lighter role",
+    )
+
+
+def check_memory(ctx: Context, host: Host, f: HostFacts) -> Finding:
+    label = host.label
+    if f.memory is None:
+        return unknown_finding("memory", label, f, "memory", "the memory size")
+    needs = ctx.needs(host)
+    have = f.memory.total_bytes
+    want = needs.memory_mb * 2**20
+    found = f"{label}: {fmt_bytes(have)} of memory"
+    if have >= want:
+        return Finding("memory", label, "pass", f"{found} (needs {fmt_bytes(want)})")
+    why = (
+        f"the {fmt_bytes(want)} that {needs.why(needs.memory_role)} needs (profile {ctx.meta.name})"
+    )
+    fix = f"give {label} at least {fmt_bytes(want)} of memory, or move it to a lighter role"
+    if have >= want * MEMORY_SLACK:
+        return Finding(
+            "memory",
+            label,
+            "warn",
+            f"{found}, a little below {why}",
+            fix,
+            "MemTotal leaves out what the kernel and firmware reserve: a host with "
+            f"{fmt_bytes(want)} installed usually shows a few percent less",
+        )
+    return Finding("memory", label, "fail", f"{found}, below {why}", fix)
+
+
+def check_cpu_flags(ctx: Context, host: Host, f: HostFacts) -> Finding:
+    label = host.label
+    needs = ctx.needs(host)
+    if not needs.cpu_flags:
+        return Finding("cpu-flags", label, "pass", f"{label}: no CPU flags required")
+    if f.cpu is None:
+        return unknown_finding("cpu-flags", label, f, "cpu", "the CPU flags")
+    have = {flag.lower() for flag in f.cpu.flags}
+    missing = [flag for flag in needs.cpu_flags if flag not in have]
+    wanted = ", ".join(needs.cpu_flags)
+    if not missing:
+        return Finding("cpu-flags", label, "pass", f"{label}: CPU has {wanted}")
+    roles = sorted({r for flag in missing for r in needs.cpu_flags[flag]})
+    who = f"role {', '.join(roles)}" if roles else needs.why(None)
+    model = f" ({f.cpu.model})" if f.cpu.model else ""
+    virt = f.virtualization not in (None, "none")
+    fix = (
+        f"expose {', '.join(missing)} to the VM ({f.virtualization}): set the CPU type to "
+        "host-passthrough (libvirt: <cpu mode='host-passthrough'/>; Proxmox: cpu: host; "
+        "VMware: turn EVC off or raise its baseline)"
+        if virt
+        else f"run {label} on a CPU with {', '.join(missing)}"
+    )
+    return Finding(
+        "cpu-flags",
+        label,
+        "fail",
+        f"{label}: CPU{model} lacks {', '.join(missing)}, needed by {who} "
+        f"(profile {ctx.meta.name})",
+        fix,
+    )
+
+
+# --------------------------------------------------------------------------- swap, cgroup
+
+SWAP_FIX = "sudo swapoff -a && sudo sed -i '/\\sswap\\s/ s/^/#/' /etc/fstab"
+
+
+def check_swap(ctx: Context, host: Host, f: HostFacts) -> Finding:
+    label = host.label
+    if f.swaps is None:
+        return unknown_finding("swap", label, f, "swaps", "swap")
+    if not f.swaps:
+        return Finding("swap", label, "pass", f"{label}: swap is off")
+    areas = ", ".join(f"{s.path} ({s.kind}, {fmt_bytes(s.size_bytes)})" for s in f.swaps)
+    return Finding(
+        "swap",
+        label,
+        "warn",
+        f"{label}: swap is on: {areas}; the install turns it off",
+        SWAP_FIX,
+    )
+
+
+_VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)")
+
+
+def _k8s_minor(text: str | None) -> tuple[int, int] | None:
+    m = _VERSION_RE.match(text or "")
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+CGROUP_V2_FIX = (
+    "boot with cgroup v2: add systemd.unified_cgroup_hierarchy=1 to GRUB_CMDLINE_LINUX in "
+    "/etc/default/grub, run sudo update-grub (grub2-mkconfig on RHEL), reboot"
+)
+
+
+def check_cgroup(ctx: Context, host: Host, f: HostFacts) -> Finding:
+    label = host.label
+    if f.cgroup_version is None:
+        return unknown_finding("cgroup", label, f, "cgroup_version", "the cgroup version")
+    if f.cgroup_version >= 2:
+        return Finding("cgroup", label, "pass", f"{label}: cgroup v{f.cgroup_version}")
+    k8s = ctx.version("kubernetes")
+    minor = _k8s_minor(k8s)
+    refuses = minor is None or minor >= (1, 35)
+    status: Status = "fail" if refuses else "warn"
+    why = (
+        f"Kubernetes {k8s or '(version unknown)'} kubelet refuses to start on cgroup v1 "
+        "(failCgroupV1)"
+        if refuses
+        else f"Kubernetes {k8s} still runs on it but cgroup v1 is deprecated"
+    )
+    return Finding(
+        "cgroup",
+        label,
+        status,
+        f"{label}: cgroup v{f.cgroup_version}: {why}",
+        CGROUP_V2_FIX,
+    )
+
+
+# --------------------------------------------------------------------------- hostname
+
+
+def _suggest_hostname(name: str) -> str:
+    out = re.sub(r"[^a-z0-9-]+", "-", name.lower().split(".")[0]).strip("-")[:63].strip("-")
+    return out or "node1"
+
+
+def check_hostname(ctx: Context, host: Host, f: HostFacts) -> Finding:
+    label = host.label
+    if f.hostname is None:
+        return unknown_finding("hostname", label, f, "hostname", "the hostname")
+    name = f.hostname
+    target = host.name or _suggest_hostname(name)
+    fix = f"sudo hostnamectl set-hostname {target}"
+    if name.lower().rstrip(".") in ("localhost", "localhost.localdomain", ""):
+        return Finding(
+            "hostname",
+            label,
+            "fail",
+            f"{label}: hostname is '{name}': every node needs its own name",
+            fix,
+        )
+    if not is_hostname(name) or not all(DNS_LABEL_RE.match(p) for p in name.split(".")):
+        return Finding(
+            "hostname",
+            label,
+            "fail",
+            f"{label}: hostname '{name}' is not a valid RFC 1123 name (letters, digits and '-', "
+            "labels of at most 63 characters, not starting or ending with '-')",
+            fix,
+        )
+    if name != name.lower():
+        return Finding(
+            "hostname",
+            label,
+            "warn",
+            f"{label}: hostname '{name}' has upper-case letters; the Kubernetes node will be "
+            f"named '{name.lower()}'",
+            f"sudo hostnamectl set-hostname {name.lower()}",
+        )
+    return Finding("hostname", label, "pass", f"{label}: hostname '{name}'")
+
+
+# --------------------------------------------------------------------------- time sync
+
+TIME_SYNC_FIX = (
+    "sudo apt-get install -y chrony && sudo systemctl enable --now chrony "
+    "(dnf install -y chrony && systemctl enable --now chronyd on RHEL)"
+)
+
+
+def check_time_sync(ctx: Context, host: Host, f: HostFacts) -> Finding:
+    label = host.label
+    ts = f.time_sync
+    if ts is None:
+        return unknown_finding("time-sync", label, f, "time_sync", "time sync")
+    if ts.service is None:
+        return Finding(
+            "time-sync",
+            label,
+            "warn",
+            f"{label}: no time sync service (chrony, systemd-timesyncd or ntp)",
+            TIME_SYNC_FIX,
+        )
+    if ts.synchronized is False:
+        return Finding(
+            "time-sync",
+            label,
+            "warn",
+            f"{label}: {ts.service} runs but the clock is not synchronized",
+            "check that the NTP servers are reachable: chronyc sources -v (or timedatectl "
+            "timesync-status); then sudo timedatectl set-ntp true",
+        )
+    state = "synchronized" if ts.synchronized else "sync state unknown"
+    return Finding("time-sync", label, "pass", f"{label}: {ts.service}, {state}")

@@ -1,0 +1,710 @@
+"""The kubeadm-etcd profile's output, checked by the real tools.
+
+haproxy -c, keepalived -t, a real 3-member TLS etcd cluster on loopback started
+from the rendered unit's flags, kubernetes-validate, chronyd -p, yamllint, the
+kubeadm v1beta4 field names, bash -n, a golden plan.txt, and no obsolete
+names in any profile's default output.
+
+kubeadm is not installed here: the etcd certificates the plan makes with
+``kubeadm init phase certs etcd-*`` are made by ``make_member_certs`` below with
+the same CA (from the secrets), subjects, SANs and usages as kubeadm's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import re
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from installer.answers import Answers, parse_answers
+from installer.hostfacts import HostFacts, NetAddress, Nic, OsRelease
+from installer.plan import make_plan, plan_text
+from installer.plan_model import Plan, Task
+from installer.profile import available_profiles, load_profile
+from installer.secrets import ensure_secrets, redactor_for
+from tests.conftest import REPO, require_tool
+
+GOLDEN = Path(__file__).parent / "golden" / "kubeadm-etcd.plan.txt"
+K8S_VERSION = "1.35.0"
+
+# Fixed stand-ins, so that the golden plan does not change from run to run.
+FAKE_SECRETS = {
+    "etcd_ca.crt": "-----BEGIN CERTIFICATE-----\nFAKE-CA-CERT\n-----END CERTIFICATE-----\n",
+    "etcd_ca.key": "-----BEGIN RSA PRIVATE KEY-----\nFAKE-CA-KEY-0123456789\n-----END RSA PRIVATE KEY-----\n",
+    "keepalived_auth": "Vrrp1234",
+}
+
+
+def host_interface() -> str:
+    """A real, non-loopback interface, so keepalived -t accepts the config."""
+    names = sorted(p.name for p in Path("/sys/class/net").iterdir() if p.name != "lo")
+    return "eth0" if "eth0" in names else (names[0] if names else "eth0")
+
+
+def facts_for(answers: Answers, nic: str = "ens160") -> dict[str, HostFacts]:
+    return {
+        h.label: HostFacts(
+            address=h.address,
+            hostname=h.name,
+            arch="x86_64",
+            os=OsRelease(id="ubuntu", version_id="24.04", version_codename="noble"),
+            nics=(Nic(nic, addresses=(NetAddress("inet", h.address, 24),)),),
+            default_interface=nic,
+        )
+        for h in answers.hosts
+    }
+
+
+def example_answers() -> Answers:
+    return parse_answers((REPO / "examples" / "answers.yaml").read_text(), semantic=False)
+
+
+@pytest.fixture(scope="module")
+def real_secrets() -> dict[str, str]:
+    values, _ = ensure_secrets(load_profile("kubeadm-etcd").spec.secrets)
+    return values
+
+
+@pytest.fixture(scope="module")
+def plan(real_secrets: dict[str, str]) -> Plan:
+    answers = example_answers()
+    return make_plan(
+        answers,
+        load_profile("kubeadm-etcd"),
+        facts=facts_for(answers, host_interface()),
+        secrets=real_secrets,
+    )
+
+
+@pytest.fixture(scope="module")
+def local_lb_plan(real_secrets: dict[str, str]) -> Plan:
+    answers = example_answers()
+    return make_plan(
+        answers,
+        load_profile("kubeadm-etcd"),
+        facts=facts_for(answers, host_interface()),
+        secrets=real_secrets,
+        options={"worker_local_lb": True, "cni": "flannel"},
+    )
+
+
+def files_named(plan: Plan, suffix: str) -> list[tuple[Task, Any]]:
+    return [(t, f) for t in plan.tasks for f in t.files if f.path.endswith(suffix)]
+
+
+def unique_files(plans: list[Plan], suffix: str) -> dict[str, str]:
+    """path-per-host -> content, over several plans (identical files counted once)."""
+    out: dict[str, str] = {}
+    for p in plans:
+        for t, f in files_named(p, suffix):
+            out.setdefault(f"{t.host}:{f.path}:{hash(f.content)}", f.content)
+    return out
+
+
+# --------------------------------------------------------------------------- the plan's shape
+
+
+def test_order_and_placement(plan: Plan) -> None:
+    ids = [t.id for t in plan.tasks]
+    pos = {t: i for i, t in enumerate(ids)}
+    assert [t for t in ids if t.endswith(":kubeadm-init")] == ["kn0:kubeadm-init"]
+    assert [t for t in ids if t.endswith(":kubeadm-join-control-plane")] == [
+        "kn1:kubeadm-join-control-plane",
+        "kn2:kubeadm-join-control-plane",
+    ]
+    assert plan.task("kn1:kubeadm-join-control-plane").serial
+    assert {t for t in ids if t.endswith(":etcd-service")} == {
+        f"kn{i}:etcd-service" for i in range(3)
+    }
+    for w in ("kn3", "kn4", "kn5"):
+        join = plan.task(f"{w}:kubeadm-join-worker")
+        assert "kn2:kubeadm-join-control-plane" in join.needs  # workers after the control plane
+        assert pos[join.id] > pos["kn0:kubeadm-init"]
+        assert f"{w}:etcd-service" not in pos
+    init = plan.task("kn0:kubeadm-init")
+    assert {"kn0:etcd-health", "kn1:lb-keepalived", "kn2:lb-haproxy"} <= set(init.needs)
+    assert {c.name for c in init.captures} == {
+        "kubeadm.join_command",
+        "kubeadm.token",
+        "kubeadm.ca_cert_hash",
+        "kubeadm.certificate_key",
+    }
+    assert plan.task("kn1:kubeadm-join-control-plane").uses == {
+        "kubeadm.token",
+        "kubeadm.ca_cert_hash",
+        "kubeadm.certificate_key",
+    }
+    assert "kn0:cni-calico" in pos and not [t for t in ids if "flannel" in t]
+
+
+def test_captures_match_kubeadm_output(plan: Plan) -> None:
+    token, key = "abcdef.0123456789abcdef", "a" * 64
+    hash_ = "sha256:" + "b" * 64
+    out = (
+        "[upload-certs] Using certificate key:\n" + "c" * 64 + "\n"
+        f"fmp: join command: kubeadm join 10.30.217.100:8443 --token {token} "
+        f"--discovery-token-ca-cert-hash {hash_} \n"
+        f"fmp: certificate key: {key}\n"
+    )
+    got = {}
+    for c in plan.task("kn0:kubeadm-init").captures:
+        m = re.search(c.pattern, out, re.MULTILINE)
+        assert m, c.name
+        got[c.name] = m.group("value")
+    assert got["kubeadm.token"] == token
+    assert got["kubeadm.ca_cert_hash"] == hash_
+    assert got["kubeadm.certificate_key"] == key
+    assert got["kubeadm.join_command"].startswith("kubeadm join 10.30.217.100:8443 --token")
+
+
+def test_options(local_lb_plan: Plan) -> None:
+    ids = {t.id for t in local_lb_plan.tasks}
+    assert {"kn3:worker-local-lb", "kn3:kubelet-local-lb", "kn0:cni-flannel"} <= ids
+    assert "kn0:cni-calico" not in ids
+    join = local_lb_plan.task("kn4:kubeadm-join-worker")
+    assert "kn4:worker-local-lb" in join.needs
+
+
+def test_secrets_only_in_secret_files(plan: Plan, real_secrets: dict[str, str]) -> None:
+    key = real_secrets["etcd_ca.key"]
+    pw = real_secrets["keepalived_auth"]
+    for t in plan.tasks:
+        assert pw not in t.run and key not in t.run and pw not in (t.check or "")
+        for f in t.files:
+            if key in f.content or pw in f.content:
+                assert f.secret and f.mode == 0o600, (t.id, f.path)
+    text = plan_text(plan, redactor_for(load_profile("kubeadm-etcd").spec.secrets, real_secrets))
+    assert pw not in text and key.splitlines()[5] not in text
+
+
+# --------------------------------------------------------------------------- real tools
+
+
+def test_haproxy_configs(plan: Plan, local_lb_plan: Plan, tmp_path: Path) -> None:
+    haproxy = require_tool("haproxy")
+    configs = unique_files([plan, local_lb_plan], "/haproxy/haproxy.cfg")
+    assert len(configs) >= 4  # kn0-kn2 (VIP) and the workers' local ones
+    for i, (where, text) in enumerate(sorted(configs.items())):
+        path = tmp_path / f"haproxy-{i}.cfg"
+        path.write_text(text)
+        r = subprocess.run([haproxy, "-c", "-f", str(path)], capture_output=True, text=True)
+        assert r.returncode == 0, f"{where}\n{r.stdout}{r.stderr}"
+    lb = plan.task("kn0:lb-haproxy").files[0].content
+    assert "bind *:8443" in lb and "http-check send meth GET uri /healthz" in lb
+    assert "server kn2 10.30.217.22:6443" in lb
+
+
+def test_keepalived_configs(plan: Plan, tmp_path: Path) -> None:
+    keepalived = require_tool("keepalived")
+    configs = files_named(plan, "/keepalived/keepalived.conf")
+    scripts = files_named(plan, "/keepalived/check_apiserver.sh")
+    assert len(configs) == 3 and len(scripts) == 3
+    states = []
+    for i, ((t, conf), (_, script)) in enumerate(zip(configs, scripts, strict=True)):
+        d = tmp_path / f"ka{i}"
+        d.mkdir()
+        (d / "check_apiserver.sh").write_text(script.content)
+        (d / "check_apiserver.sh").chmod(0o755)
+        text = conf.content.replace(
+            "/etc/keepalived/check_apiserver.sh", str(d / "check_apiserver.sh")
+        )
+        (d / "keepalived.conf").write_text(text)
+        r = subprocess.run(
+            [keepalived, "-t", "-f", str(d / "keepalived.conf")], capture_output=True, text=True
+        )
+        assert r.returncode == 0, f"{t.id}\n{r.stdout}{r.stderr}"
+        states.append(re.search(r"state (\w+)", conf.content).group(1))  # type: ignore[union-attr]
+        assert "virtual_router_id 51" in conf.content and "auth_type PASS" in conf.content
+    assert states == ["MASTER", "BACKUP", "BACKUP"]
+
+
+def test_chrony_configs(plan: Plan, tmp_path: Path) -> None:
+    chronyd = require_tool("chronyd")
+    configs = files_named(plan, "/chrony/chrony.conf")
+    assert len(configs) == 6
+    for i, (t, f) in enumerate(configs):
+        path = tmp_path / f"chrony-{i}.conf"
+        path.write_text(f.content)
+        r = subprocess.run([chronyd, "-p", "-f", str(path)], capture_output=True, text=True)
+        assert r.returncode == 0, f"{t.id}\n{r.stdout}{r.stderr}"
+    assert "local stratum 10" in configs[0][1].content
+    assert "server 10.30.217.20 iburst prefer" in configs[3][1].content
+
+
+def test_bash_syntax_of_every_run_check_and_script(
+    plan: Plan, local_lb_plan: Plan, tmp_path: Path
+) -> None:
+    bash = require_tool("bash")
+    n = 0
+    for p in (plan, local_lb_plan):
+        for t in p.tasks:
+            texts = [("run", t.run), ("check", t.check or "")]
+            texts += [(f.path, f.content) for f in t.files if f.content.startswith("#!/bin/")]
+            for what, text in texts:
+                path = tmp_path / f"s{n}.sh"
+                path.write_text(text)
+                n += 1
+                shell = "sh" if text.startswith("#!/bin/sh") else bash
+                r = subprocess.run([shell, "-n", str(path)], capture_output=True, text=True)
+                assert r.returncode == 0, f"{t.id} {what}\n{r.stderr}\n{text}"
+    assert n > 150
+
+
+def test_yamllint(plan: Plan, local_lb_plan: Plan, tmp_path: Path) -> None:
+    yamllint = require_tool("yamllint")
+    # truthy check-keys off: a step's unquoted `on:` key is read as `on` by the loader.
+    config = (
+        "{extends: default, rules: {line-length: {max: 160}, document-start: disable, "
+        "truthy: {check-keys: false}}}"
+    )
+    paths = [str(REPO / "profiles" / "kubeadm-etcd" / "profile.yaml")]
+    for p in (plan, local_lb_plan):
+        for i, (_where, text) in enumerate(sorted(unique_files([p], ".yaml").items())):
+            path = tmp_path / f"{p.tasks[0].host}-{len(paths)}-{i}.yaml"
+            path.write_text(text)
+            paths.append(str(path))
+    assert len(paths) > 10
+    r = subprocess.run(
+        [yamllint, "-f", "parsable", "-d", config, *paths], capture_output=True, text=True
+    )
+    errors = [line for line in r.stdout.splitlines() if "[error]" in line]
+    assert r.returncode == 0 and not errors, r.stdout
+
+
+def test_kubernetes_manifests_validate(plan: Plan, local_lb_plan: Plan) -> None:
+    kv = pytest.importorskip("kubernetes_validate")
+    checked, skipped = 0, []
+    for p in (plan, local_lb_plan):
+        for t in p.tasks:
+            for f in t.files:
+                if not f.path.startswith("/etc/kubernetes/fmp/"):
+                    continue
+                for doc in yaml.safe_load_all(f.content):
+                    api = doc["apiVersion"]
+                    if api.endswith("tigera.io/v1"):  # a CRD of the operator: no schema upstream
+                        skipped.append(doc["kind"])
+                        continue
+                    kv.validate(doc, K8S_VERSION, strict=True)
+                    checked += 1
+    assert checked >= 1 and "Installation" in skipped
+
+
+# kubeadm.k8s.io/v1beta4, field for field from cmd/kubeadm/app/apis/kubeadm/v1beta4/types.go
+# (and bootstraptoken/v1 for bootstrapTokens). A dict is an object with those keys, a list
+# holds items of its one element, None is a leaf.
+_ARG = {"name": None, "value": None}
+_ENV = {"name": None, "value": None, "valueFrom": None}
+_TAINT = {"key": None, "value": None, "effect": None, "timeAdded": None}
+_NODE_REG = {
+    "name": None,
+    "criSocket": None,
+    "taints": [_TAINT],
+    "kubeletExtraArgs": [_ARG],
+    "ignorePreflightErrors": None,
+    "imagePullPolicy": None,
+    "imagePullSerial": None,
+}
+_ENDPOINT = {"advertiseAddress": None, "bindPort": None}
+_TIMEOUTS = dict.fromkeys(
+    [
+        "controlPlaneComponentHealthCheck",
+        "kubeletHealthCheck",
+        "kubernetesAPICall",
+        "etcdAPICall",
+        "tlsBootstrap",
+        "discovery",
+        "upgradeManifests",
+    ]
+)
+_PATCHES = {"directory": None}
+_VOLUME = {"name": None, "hostPath": None, "mountPath": None, "readOnly": None, "pathType": None}
+_COMPONENT = {"extraArgs": [_ARG], "extraVolumes": [_VOLUME], "extraEnvs": [_ENV]}
+_BOOTSTRAP_TOKEN = dict.fromkeys(["token", "description", "ttl", "expires", "usages", "groups"])
+_META = {"apiVersion": None, "kind": None}
+KUBEADM_V1BETA4: dict[str, dict[str, Any]] = {
+    "InitConfiguration": {
+        **_META,
+        "bootstrapTokens": [_BOOTSTRAP_TOKEN],
+        "dryRun": None,
+        "nodeRegistration": _NODE_REG,
+        "localAPIEndpoint": _ENDPOINT,
+        "certificateKey": None,
+        "skipPhases": None,
+        "patches": _PATCHES,
+        "timeouts": _TIMEOUTS,
+    },
+    "ClusterConfiguration": {
+        **_META,
+        "etcd": {
+            "local": {
+                "imageRepository": None,
+                "imageTag": None,
+                "dataDir": None,
+                "extraArgs": [_ARG],
+                "extraEnvs": [_ENV],
+                "serverCertSANs": None,
+                "peerCertSANs": None,
+            },
+            "external": dict.fromkeys(["endpoints", "caFile", "certFile", "keyFile"]),
+        },
+        "networking": dict.fromkeys(["serviceSubnet", "podSubnet", "dnsDomain"]),
+        "kubernetesVersion": None,
+        "controlPlaneEndpoint": None,
+        "apiServer": {**_COMPONENT, "certSANs": None},
+        "controllerManager": _COMPONENT,
+        "scheduler": _COMPONENT,
+        "dns": dict.fromkeys(["imageRepository", "imageTag", "disabled"]),
+        "proxy": {"disabled": None},
+        "certificatesDir": None,
+        "imageRepository": None,
+        "featureGates": None,
+        "clusterName": None,
+        "encryptionAlgorithm": None,
+        "certificateValidityPeriod": None,
+        "caCertificateValidityPeriod": None,
+    },
+    "JoinConfiguration": {
+        **_META,
+        "dryRun": None,
+        "nodeRegistration": _NODE_REG,
+        "caCertPath": None,
+        "discovery": {
+            "bootstrapToken": dict.fromkeys(
+                ["token", "apiServerEndpoint", "caCertHashes", "unsafeSkipCAVerification"]
+            ),
+            "file": {"kubeConfigPath": None},
+            "tlsBootstrapToken": None,
+        },
+        "controlPlane": {"localAPIEndpoint": _ENDPOINT, "certificateKey": None},
+        "skipPhases": None,
+        "patches": _PATCHES,
+        "timeouts": _TIMEOUTS,
+    },
+}
+REQUIRED = {"JoinConfiguration": ["discovery"], "ClusterConfiguration": []}
+
+
+def _check_fields(value: Any, schema: Any, where: str) -> list[str]:
+    if schema is None:
+        return []
+    if isinstance(schema, list):
+        if not isinstance(value, list):
+            return [f"{where}: expected a list"]
+        return [
+            e for i, v in enumerate(value) for e in _check_fields(v, schema[0], f"{where}[{i}]")
+        ]
+    if not isinstance(value, dict):
+        return [f"{where}: expected a mapping"]
+    errors = [f"{where}.{k}: not a v1beta4 field" for k in value if k not in schema]
+    for k, v in value.items():
+        if k in schema:
+            errors += _check_fields(v, schema[k], f"{where}.{k}")
+    return errors
+
+
+def test_kubeadm_configs_use_v1beta4_fields(plan: Plan) -> None:
+    seen: set[str] = set()
+    for t in plan.tasks:
+        for f in t.files:
+            if "/etc/kubernetes/kubeadm/" not in f.path:
+                continue
+            for doc in yaml.safe_load_all(f.content):
+                if doc["apiVersion"] == "kubelet.config.k8s.io/v1beta1":
+                    assert set(doc) <= {"apiVersion", "kind", "cgroupDriver"}
+                    continue
+                assert doc["apiVersion"] == "kubeadm.k8s.io/v1beta4", f.path
+                kind = doc["kind"]
+                seen.add(kind)
+                assert not _check_fields(doc, KUBEADM_V1BETA4[kind], f"{t.id}:{f.path}:{kind}")
+                for key in REQUIRED.get(kind, []):
+                    assert key in doc
+                if kind == "ClusterConfiguration" and "external" in doc.get("etcd", {}):
+                    ext = doc["etcd"]["external"]
+                    assert ext["endpoints"] == [f"https://10.30.217.2{i}:2379" for i in range(3)]
+                    assert doc["controlPlaneEndpoint"] == "10.30.217.100:8443"
+                    assert "10.30.217.100" in doc["apiServer"]["certSANs"]
+                    assert doc["networking"]["podSubnet"] == "10.244.0.0/16"
+    assert seen == {"InitConfiguration", "ClusterConfiguration", "JoinConfiguration"}
+
+
+def test_containerd_script_sets_systemd_cgroup_per_config_version(
+    plan: Plan, tmp_path: Path
+) -> None:
+    bash = require_tool("bash")
+    script = plan.task("kn0:containerd-config").files[0].content
+    (tmp_path / "fix").write_text(script)
+    v3 = (
+        "version = 3\n\n[plugins]\n  [plugins.'io.containerd.cri.v1.runtime']\n"
+        "    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]\n"
+        "      runtime_type = 'io.containerd.runc.v2'\n"
+        "      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]\n"
+        "        BinaryName = ''\n        SystemdCgroup = false\n"
+        "  [plugins.'io.containerd.gc.v1.scheduler']\n    pause_threshold = 0.02\n"
+    )
+    v2 = (
+        'version = 2\n\n[plugins]\n  [plugins."io.containerd.grpc.v1.cri"]\n'
+        '    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]\n'
+        '      BinaryName = ""\n'
+    )
+    for name, default, table in (
+        ("v3", v3, "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]"),
+        ("v2", v2, '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]'),
+    ):
+        bindir = tmp_path / name
+        bindir.mkdir()
+        (bindir / "default.toml").write_text(default)
+        fake = bindir / "containerd"
+        fake.write_text(f"#!/bin/sh\ncat {shlex.quote(str(bindir / 'default.toml'))}\n")
+        fake.chmod(0o755)
+        out = bindir / "config.toml"
+        env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
+        r = subprocess.run(
+            [bash, str(tmp_path / "fix"), str(out)], env=env, capture_output=True, text=True
+        )
+        assert r.returncode == 0, r.stderr
+        text = out.read_text()
+        section = text.split(table, 1)[1].split("\n  [", 1)[0]
+        assert "SystemdCgroup = true" in section, text
+        assert "SystemdCgroup = false" not in text
+
+
+# --------------------------------------------------------------------------- a real etcd cluster
+
+# A loopback /24 of its own per test process, so that two runs on one machine do not collide.
+ETCD_NET = f"127.{100 + os.getpid() % 150}.{os.getpid() // 150 % 250 + 1}"
+ETCD_ANSWERS = """\
+version: 1
+cluster: {{name: fmp}}
+profile: kubeadm-etcd
+ssh: {{user: fmpadmin}}
+hosts:
+  - {{address: {net}.1, name: kn0, roles: [control-plane, etcd, lb]}}
+  - {{address: {net}.2, name: kn1, roles: [control-plane, etcd, lb]}}
+  - {{address: {net}.3, name: kn2, roles: [control-plane, etcd, lb]}}
+  - {{address: {net}.4, name: kn3, roles: [worker]}}
+network: {{vip: {net}.100}}
+"""
+
+
+def make_member_certs(pki: Path, name: str, address: str, ca_crt: str, ca_key: str) -> None:
+    """What kubeadm init phase certs etcd-server/etcd-peer/etcd-healthcheck-client make."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    ca = x509.load_pem_x509_certificate(ca_crt.encode())
+    ca_private = serialization.load_pem_private_key(ca_key.encode(), password=None)
+    etcd = pki / "etcd"
+    etcd.mkdir(parents=True, exist_ok=True)
+    (etcd / "ca.crt").write_text(ca_crt)
+    now = dt.datetime.now(dt.UTC)
+    # kubeadm: DNS names = node name + localhost, IPs = advertise address, 127.0.0.1, ::1,
+    # plus serverCertSANs/peerCertSANs from etcd-certs.yaml (address and name).
+    sans = [
+        x509.DNSName(name),
+        x509.DNSName("localhost"),
+        x509.IPAddress(ipaddress.ip_address(address)),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.IPAddress(ipaddress.ip_address("::1")),
+    ]
+    server_client = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+    for base, cn, usages, alt in (
+        ("server", name, server_client, sans),
+        ("peer", name, server_client, sans),
+        (
+            "healthcheck-client",
+            "kube-etcd-healthcheck-client",
+            [ExtendedKeyUsageOID.CLIENT_AUTH],
+            None,
+        ),
+    ):
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+            .issuer_name(ca.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=365))
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+            .add_extension(
+                x509.KeyUsage(True, False, True, False, False, False, False, False, False),
+                critical=True,
+            )
+        )
+        if alt:
+            builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        cert = builder.sign(ca_private, hashes.SHA256())  # type: ignore[arg-type]
+        (etcd / f"{base}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (etcd / f"{base}.key").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.TraditionalOpenSSL,
+                serialization.NoEncryption(),
+            )
+        )
+        (etcd / f"{base}.key").chmod(0o600)
+
+
+def exec_start(unit: str) -> list[str]:
+    m = re.search(r"^ExecStart=(.*?)(?<!\\)$", unit.replace("\\\n", " "), re.MULTILINE)
+    assert m, unit
+    return shlex.split(m.group(1))
+
+
+@pytest.fixture
+def etcd_cluster(tmp_path: Path, real_secrets: dict[str, str]) -> Iterator[tuple[Plan, Path]]:
+    etcd = require_tool("etcd")
+    answers = parse_answers(ETCD_ANSWERS.format(net=ETCD_NET), semantic=False)
+    plan = make_plan(
+        answers, load_profile("kubeadm-etcd"), facts=facts_for(answers), secrets=real_secrets
+    )
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for t in plan.tasks:
+            if t.step != "etcd-service":
+                continue
+            host = answers.host(t.host)
+            assert host is not None and host.name is not None
+            root = tmp_path / host.name
+            make_member_certs(
+                root / "pki",
+                host.name,
+                host.address,
+                real_secrets["etcd_ca.crt"],
+                real_secrets["etcd_ca.key"],
+            )
+            argv = []
+            for arg in exec_start(t.files[0].content):
+                arg = arg.replace("/etc/kubernetes/pki", str(root / "pki"))
+                arg = arg.replace("/var/lib/etcd", str(root / "data"))
+                # Three members share this machine's 127.0.0.1: keep each on its own address.
+                arg = arg.replace("https://127.0.0.1:2379,", "")
+                arg = arg.replace("http://127.0.0.1:2381", f"http://{host.address}:2381")
+                argv.append(arg)
+            assert argv[0] == "/usr/local/bin/etcd"
+            log = (tmp_path / f"{host.name}.log").open("wb")
+            procs.append(subprocess.Popen([etcd, *argv[1:]], stdout=log, stderr=subprocess.STDOUT))
+        assert len(procs) == 3
+        yield plan, tmp_path
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def test_real_etcd_cluster_from_rendered_flags(etcd_cluster: tuple[Plan, Path]) -> None:
+    require_tool("etcdctl")
+    plan, tmp = etcd_cluster
+    # The plan's own health check, with this test's certificate folder.
+    check = plan.task("kn0:etcd-health").run
+    check = check.replace("/etc/kubernetes/pki", str(tmp / "kn0" / "pki")).replace(
+        "/usr/local/bin/etcdctl", "etcdctl"
+    )
+    assert "endpoint health --cluster" in check
+    deadline = time.monotonic() + 60
+    while True:
+        # A member that is still starting can be missing from a successful answer:
+        # wait (bounded) until the cluster reports all three.
+        r = subprocess.run(["bash", "-c", check], capture_output=True, text=True, timeout=30)
+        healthy = [line for line in (r.stdout + r.stderr).splitlines() if "is healthy" in line]
+        if (r.returncode == 0 and len(healthy) == 3) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    logs = "".join((tmp / f"kn{i}.log").read_text(errors="replace")[-2000:] for i in range(3))
+    assert r.returncode == 0, f"{r.stdout}{r.stderr}\n{logs}"
+    assert len(healthy) == 3, r.stdout + r.stderr
+    # The backup script takes a real snapshot.
+    script = plan.task("kn0:etcd-backup").files[0].content
+    script = (
+        script.replace("/etc/kubernetes/pki", str(tmp / "kn0" / "pki"))
+        .replace("/var/backups/etcd", str(tmp / "backups"))
+        .replace("/usr/local/bin/etcdctl", "etcdctl")
+        .replace("https://127.0.0.1:2379", f"https://{ETCD_NET}.1:2379")
+    )
+    r = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert list((tmp / "backups").glob("etcd-*.db"))
+
+
+# --------------------------------------------------------------------------- golden and hygiene
+
+
+def test_golden_plan_txt() -> None:
+    answers = example_answers()
+    profile = load_profile("kubeadm-etcd")
+    plan = make_plan(answers, profile, facts=facts_for(answers), secrets=FAKE_SECRETS)
+    text = plan_text(plan, redactor_for(profile.spec.secrets, FAKE_SECRETS), answers)
+    assert "Vrrp1234" not in text and "FAKE-CA-KEY" not in text
+    if os.environ.get("FMP_UPDATE_GOLDEN") == "1" or not GOLDEN.exists():
+        GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+        GOLDEN.write_text(text)
+        if os.environ.get("FMP_UPDATE_GOLDEN") != "1":
+            pytest.fail(f"{GOLDEN} was missing and has been written; check it in")
+    assert text == GOLDEN.read_text(), (
+        "plan.txt changed; if intended, regenerate with FMP_UPDATE_GOLDEN=1 and review the diff"
+    )
+
+
+FORBIDDEN = (
+    "apt.kubernetes.io",
+    "packages.cloud.google.com",
+    "kubeadm.k8s.io/v1beta1",
+    "kubeadm.k8s.io/v1beta2",
+    "kubeadm.k8s.io/v1beta3",
+    "v1beta2",
+    "v1beta3",
+    "kubernetes.io/rbd",
+    "ceph-deploy",
+    "heartbeat",
+    "docker-ce",
+)
+
+
+def _default_plan(name: str) -> Plan | None:
+    profile = load_profile(name)
+    if not profile.spec.steps:
+        return None
+    example = REPO / "examples" / ("answers.yaml" if name == "kubeadm-etcd" else f"{name}.yaml")
+    if not example.exists():
+        pytest.skip(f"no example answers for {name}")
+    answers = parse_answers(example.read_text(), semantic=False)
+    values, _ = ensure_secrets(profile.spec.secrets)
+    return make_plan(answers, profile, facts=facts_for(answers), secrets=values)
+
+
+@pytest.mark.parametrize("name", available_profiles())
+def test_no_obsolete_names_in_default_output(name: str) -> None:
+    plan = _default_plan(name)
+    if plan is None:
+        pytest.skip(f"profile {name} has no steps yet")
+    for t in plan.tasks:
+        texts = [
+            t.title,
+            t.run,
+            t.check or "",
+            *(f.content for f in t.files),
+            *(f.path for f in t.files),
+        ]
+        for text in texts:
+            low = text.lower()
+            for word in FORBIDDEN:
+                assert word not in low, f"{name}: {t.id} contains '{word}'"

@@ -1,0 +1,297 @@
+"""The planner: DAG order, selectors, needs@all, input hashes, placeholders, masked secrets."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from installer.answers import Answers, parse_answers
+from installer.hostfacts import HostFacts, NetAddress, Nic
+from installer.plan import PlanError, facts_by_label, make_plan, plan_json, plan_text
+from installer.plan_model import capture_placeholder
+from installer.profile import Profile, load_profile_from
+from installer.redact import Redactor
+from installer.secrets import (
+    SecretStore,
+    ensure_secrets,
+    load_secrets,
+    redactor_for,
+    save_secrets,
+)
+
+ANSWERS = """\
+version: 1
+cluster: {name: t}
+profile: kubeadm-etcd
+hosts:
+  - {address: 10.0.0.1, name: a, roles: [control-plane, etcd, lb]}
+  - {address: 10.0.0.2, name: b, roles: [control-plane, etcd, lb]}
+  - {address: 10.0.0.3, name: c, roles: [control-plane, etcd, lb]}
+  - {address: 10.0.0.4, name: d, roles: [worker]}
+  - {address: 10.0.0.5, name: e, roles: [worker], storage_disk: /dev/sdb}
+network: {vip: 10.0.0.100}
+storage: {wipe: ["e:/dev/sdb"]}
+"""
+
+PROFILE = """\
+name: t
+title: test
+description: a test profile
+versions: {kubernetes: "1.35"}
+storage_backend: none
+roles:
+  control-plane: {min: 1}
+  etcd: {}
+  worker: {}
+  lb: {}
+options:
+  flavour: {default: plain, choices: [plain, fancy]}
+secrets:
+  - {name: pw, kind: password, length: 12}
+steps:
+  - id: prep
+    title: prep on {{ host.name }}
+    on: all
+    files:
+      - {template: conf.j2, path: /etc/t.conf}
+    run: echo prep
+    check: "{{ files_ok }}"
+  - id: init
+    title: init
+    on: first(control-plane)
+    needs: [prep]
+    run: |
+      echo init --password {{ secrets.pw }}
+    capture:
+      - {name: join.token, regex: 'token (?P<value>\\S+)', secret: true}
+  - id: join
+    title: join
+    on: rest(control-plane)
+    serial: true
+    needs: [prep, init@all]
+    files:
+      - {template: join.j2, path: /etc/join.yaml, mode: "0600", secret: true}
+    run: kubeadm join --token {{ capture('join.token') }}
+  - id: work
+    title: worker join
+    on: worker & !control-plane
+    needs: [prep, join@all, init@all]
+    run: echo join
+  - id: fancy
+    title: only when fancy
+    on: worker
+    when: options.flavour == 'fancy'
+    run: echo fancy
+  - id: wipe
+    title: wipe the data disk
+    on: worker
+    when: host.storage_disk is not none
+    destructive: true
+    wipes: ["{{ host.storage_disk or '' }}"]
+    run: wipefs -a {{ host.storage_disk }}
+"""
+
+
+def answers(text: str = ANSWERS) -> Answers:
+    return parse_answers(text, semantic=False)
+
+
+def profile(tmp_path: Path, text: str = PROFILE) -> Profile:
+    d = tmp_path / "p"
+    (d / "templates").mkdir(parents=True, exist_ok=True)
+    (d / "profile.yaml").write_text(text)
+    (d / "templates" / "conf.j2").write_text(
+        "{% for h in hosts %}{{ h.address }} {{ h.name }}\n{% endfor %}pw={{ secrets.pw }}\n"
+    )
+    (d / "templates" / "join.j2").write_text("token: {{ capture('join.token') }}\n")
+    return load_profile_from(d)
+
+
+SECRETS = {"pw": "S3cretPassw0rd"}
+
+
+def ids(plan: object) -> list[str]:
+    return [t.id for t in plan.tasks]  # type: ignore[attr-defined]
+
+
+def test_selectors_and_order(tmp_path: Path) -> None:
+    plan = make_plan(answers(), profile(tmp_path), secrets=SECRETS)
+    order = ids(plan)
+    assert [t for t in order if t.endswith(":prep")] == [f"{h}:prep" for h in "abcde"]
+    assert [t for t in order if t.endswith(":init")] == ["a:init"]
+    assert [t for t in order if t.endswith(":join")] == ["b:join", "c:join"]
+    assert [t for t in order if t.endswith(":work")] == ["d:work", "e:work"]
+    assert not [t for t in order if t.endswith(":fancy")]  # when: false
+    assert [t for t in order if t.endswith(":wipe")] == ["e:wipe"]
+    pos = {t: i for i, t in enumerate(order)}
+    for t in plan.tasks:
+        for dep in t.needs:
+            assert pos[dep] < pos[t.id], (dep, t.id)
+
+
+def test_needs_same_host_and_at_all(tmp_path: Path) -> None:
+    plan = make_plan(answers(), profile(tmp_path), secrets=SECRETS)
+    assert plan.task("b:join").needs == ("b:prep", "a:init")
+    assert plan.task("d:work").needs == ("d:prep", "a:init", "b:join", "c:join")
+    assert plan.task("b:join").serial
+    assert plan.task("a:prep").title == "prep on a"
+
+
+def test_options_select_steps(tmp_path: Path) -> None:
+    plan = make_plan(answers(), profile(tmp_path), secrets=SECRETS, options={"flavour": "fancy"})
+    assert {"d:fancy", "e:fancy"} <= set(ids(plan))
+    with pytest.raises(PlanError, match="no option 'colour'"):
+        make_plan(answers(), profile(tmp_path), secrets=SECRETS, options={"colour": "x"})
+    with pytest.raises(PlanError, match="is not one of"):
+        make_plan(answers(), profile(tmp_path), secrets=SECRETS, options={"flavour": "odd"})
+
+
+def test_placeholders(tmp_path: Path) -> None:
+    plan = make_plan(answers(), profile(tmp_path), secrets=SECRETS)
+    join = plan.task("b:join")
+    ph = capture_placeholder("join.token")
+    assert ph in join.run and ph in join.files[0].content
+    assert join.uses == {"join.token"}
+    assert plan.task("a:init").captures[0].name == "join.token"
+
+
+def test_capture_without_need_is_refused(tmp_path: Path) -> None:
+    text = PROFILE.replace("needs: [prep, init@all]", "needs: [prep]")
+    with pytest.raises(PlanError, match=r"uses capture 'join\.token' but does not need step init"):
+        make_plan(answers(), profile(tmp_path, text), secrets=SECRETS)
+
+
+def test_input_hashes_are_stable_and_follow_inputs(tmp_path: Path) -> None:
+    p = profile(tmp_path)
+    one = make_plan(answers(), p, secrets=SECRETS)
+    two = make_plan(answers(), p, secrets=SECRETS)
+    assert [t.input_hash for t in one.tasks] == [t.input_hash for t in two.tasks]
+    assert len({t.input_hash for t in one.tasks}) == len(one.tasks)
+    # A new secret changes the tasks that render it, and everything after them.
+    three = make_plan(answers(), p, secrets={"pw": "An0therPassword"})
+    h1 = {t.id: t.input_hash for t in one.tasks}
+    h3 = {t.id: t.input_hash for t in three.tasks}
+    assert h1["a:init"] != h3["a:init"]
+    assert h1["b:join"] != h3["b:join"]  # needs a:init
+    # A new host address changes every prep (the conf lists all hosts) but not a's title.
+    changed = answers(ANSWERS.replace("10.0.0.5", "10.0.0.6"))
+    four = make_plan(changed, p, secrets=SECRETS)
+    h4 = {t.id: t.input_hash for t in four.tasks}
+    assert all(h1[f"{h}:prep"] != h4[f"{h}:prep"] for h in "abcde")
+
+
+def test_hash_ignores_nothing_rendered(tmp_path: Path) -> None:
+    text = PROFILE.replace("serial: true", "serial: false")
+    a = make_plan(answers(), profile(tmp_path), secrets=SECRETS)
+    b = make_plan(answers(), profile(tmp_path / "2", text), secrets=SECRETS)
+    assert a.task("b:join").input_hash != b.task("b:join").input_hash
+    assert a.task("a:prep").input_hash == b.task("a:prep").input_hash
+
+
+def test_missing_secret(tmp_path: Path) -> None:
+    with pytest.raises(PlanError, match="secrets not generated yet: pw"):
+        make_plan(answers(), profile(tmp_path), secrets={})
+
+
+def test_render_error_names_template_line(tmp_path: Path) -> None:
+    p = profile(tmp_path)
+    (p.templates_dir / "conf.j2").write_text("ok\n{{ host.nosuch }}\n")
+    with pytest.raises(PlanError) as exc:
+        make_plan(answers(), p, secrets=SECRETS)
+    assert "templates/conf.j2:2:" in str(exc.value)
+    assert "task a:prep" in str(exc.value)
+
+
+def test_fail_helper(tmp_path: Path) -> None:
+    p = profile(tmp_path)
+    (p.templates_dir / "conf.j2").write_text(
+        "{{ host.interface or fail('no interface for ' ~ host.name) }}\n"
+    )
+    with pytest.raises(PlanError, match="no interface for a"):
+        make_plan(answers(), p, secrets=SECRETS)
+    facts = {
+        h: HostFacts(address=a, nics=(Nic("eth0", addresses=(NetAddress("inet", a, 24),)),))
+        for h, a in zip("abcde", [f"10.0.0.{i}" for i in range(1, 6)], strict=True)
+    }
+    plan = make_plan(answers(), p, secrets=SECRETS, facts=facts)
+    assert plan.task("a:prep").files[0].content == "eth0\n"
+
+
+def test_secrets_masked_in_text_and_json(tmp_path: Path) -> None:
+    p = profile(tmp_path)
+    plan = make_plan(answers(), p, secrets=SECRETS)
+    r = redactor_for(p.spec.secrets, SECRETS)
+    text = plan_text(plan, r, answers())
+    doc = json.dumps(plan_json(plan, r))
+    assert SECRETS["pw"] not in text and SECRETS["pw"] not in doc
+    assert "init --password ****" in text
+    assert "pw=****" in doc
+    # The secret file itself is never shown, even without its secret.
+    assert plan_json(plan, r)["tasks"][ids(plan).index("b:join")]["files"][0]["content"] == "****"
+    assert "WIPES /dev/sdb" in text
+    assert "- e:/dev/sdb by step wipe (consent in storage.wipe)" in text
+
+
+def test_plan_json_is_the_dag(tmp_path: Path) -> None:
+    plan = make_plan(answers(), profile(tmp_path), secrets=SECRETS)
+    doc = plan_json(plan, Redactor())
+    tasks = {t["id"]: t for t in doc["tasks"]}
+    assert tasks["d:work"]["needs"] == ["d:prep", "a:init", "b:join", "c:join"]
+    assert tasks["b:join"]["uses"] == ["join.token"]
+    assert tasks["e:wipe"]["destructive"] and tasks["e:wipe"]["wipes"] == ["/dev/sdb"]
+
+
+def test_facts_by_label() -> None:
+    a = answers()
+    facts = [HostFacts(address="10.0.0.9", hostname="b"), HostFacts(address="10.0.0.1")]
+    assert set(facts_by_label(a, facts)) == {"a", "b"}
+
+
+def test_secret_store_roundtrip(tmp_path: Path) -> None:
+    p = profile(tmp_path)
+    values, made = ensure_secrets(p.spec.secrets)
+    assert made == ["pw"] and len(values["pw"]) == 12
+    again, made2 = ensure_secrets(p.spec.secrets, values)
+    assert again == values and made2 == []
+    path = tmp_path / "state" / "secrets.yaml"
+    save_secrets(
+        path, SecretStore(generated=values, captured={"join.token": "abcdef.0123456789abcdef"})
+    )
+    assert path.stat().st_mode & 0o777 == 0o600
+    back = load_secrets(path)
+    assert back.generated == values and back.captured["join.token"] == "abcdef.0123456789abcdef"
+
+
+def test_ca_secret(tmp_path: Path) -> None:
+    from cryptography import x509
+
+    text = PROFILE.replace(
+        "  - {name: pw, kind: password, length: 12}",
+        "  - {name: pw, kind: password, length: 12}\n  - {name: ca, kind: ca, subject: test-ca}",
+    )
+    p = profile(tmp_path, text)
+    values, made = ensure_secrets(p.spec.secrets)
+    assert set(made) == {"pw", "ca.crt", "ca.key"}
+    cert = x509.load_pem_x509_certificate(values["ca.crt"].encode())
+    assert cert.subject.rfc4514_string() == "CN=test-ca"
+    r = redactor_for(p.spec.secrets, values)
+    key_line = values["ca.key"].splitlines()[3]
+    assert r.redact(f"x {key_line} y") == "x **** y"
+    assert r.redact(values["ca.crt"]) == values["ca.crt"]  # a certificate is public
+
+
+def test_stream_redaction_across_chunks(tmp_path: Path) -> None:
+    r = redactor_for(profile(tmp_path).spec.secrets, SECRETS)
+    s = r.stream()
+    # installer.redact (the runner's) masks each line's part of a secret cut by a line break.
+    out = "\n".join(s.feed("password S3cret") + s.feed("Passw0rd done") + s.flush())
+    assert "S3cret" not in out and "Passw0rd" not in out
+    assert out.startswith("password ****") and out.endswith(" done")
+
+
+def test_profile_text_dedent() -> None:
+    # The test profile above is what docs/PROFILES.md describes; keep it loadable as written.
+    assert textwrap.dedent(PROFILE) == PROFILE
