@@ -40,7 +40,21 @@ def check_answers(answers: Answers) -> list[Problem]:
         ]
     problems += check_network(answers)
     problems += _check_wipe(answers)
+    problems += _check_volumes(answers)
     return problems
+
+
+def _check_volumes(answers: Answers) -> list[Problem]:
+    """Features and volume overrides against the workload catalogue."""
+    from installer.workloads import CatalogueError, load_catalogue, resolve_volumes
+
+    try:
+        catalogue = load_catalogue()
+    except CatalogueError as exc:
+        return [
+            Problem.at(("storage", "features"), f"the workload catalogue cannot be read: {exc}")
+        ]
+    return resolve_volumes(catalogue, answers.storage)[1]
 
 
 def _profile(answers: Answers, problems: list[Problem]) -> ProfileMeta | None:

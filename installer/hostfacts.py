@@ -63,6 +63,10 @@ class BlockDevice:
     uuid: str | None = None
     mountpoints: tuple[str, ...] = ()
     children: tuple[BlockDevice, ...] = ()
+    # Kernel name (sda, dm-0): /proc/swaps, /sys and by-id links name devices by it.
+    kname: str | None = None
+    # Partition-table type (gpt, dos): a disk with a table but no partitions is not blank.
+    pttype: str | None = None
 
     def walk(self) -> tuple[BlockDevice, ...]:
         """This device and all its descendants, depth first."""

@@ -313,3 +313,8 @@ def test_profile_options_checked() -> None:
     )
     (found,) = errors(BASE + "options: {colour: blue}\n")
     assert "profile kubeadm-etcd has no option 'colour'" in found
+
+
+def test_unknown_storage_feature() -> None:
+    (found,) = errors(BASE + "storage:\n  features: [insigths]\n")
+    assert found.startswith("answers.yaml:13:14: storage.features[0]: unknown feature 'insigths'")
