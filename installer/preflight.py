@@ -55,7 +55,7 @@ finding on that host.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from installer.answers import Answers, Host
@@ -232,6 +232,8 @@ def run_preflight(
     *,
     vip_answers: bool | None = None,
     now: float | None = None,
+    unreached: Mapping[str, tuple[str, str]] | None = None,
+    installed_before: bool = False,
 ) -> PreflightReport:
     """Run every check on every host.
 
@@ -239,6 +241,10 @@ def run_preflight(
     no entry was not reached. ``vip_answers`` is the caller's probe of network.vip
     (True: something answers it; None: not probed). ``now`` is the installer's clock
     at discovery (epoch seconds), used as a tie-breaker for the clock median.
+    ``unreached`` maps a host label to why it was not reached and what to do
+    (from the SSH layer), so the ``reachable`` finding says it in plain words.
+    ``installed_before``: an earlier run of this install holds the ports and the
+    consented storage disks now, so those failures become warnings on a re-run.
     """
     ctx = Context(answers, meta, facts, vip_answers=vip_answers, now=now)
     findings: list[Finding] = []
@@ -246,16 +252,12 @@ def run_preflight(
         label = host.label
         f = ctx.facts_for(host)
         if f is None:
-            findings.append(
-                Finding(
-                    "reachable",
-                    label,
-                    "fail",
-                    f"{label}: not discovered: no facts for {host.address}",
-                    f"check that `ssh {host.address}` works with the answers' ssh settings, "
-                    "then run discovery again",
-                )
+            why, fix = (unreached or {}).get(label) or (
+                f"{label}: not discovered: no facts for {host.address}",
+                f"check that `ssh {host.address}` works with the answers' ssh settings, "
+                "then run discovery again",
             )
+            findings.append(Finding("reachable", label, "fail", why, fix))
             continue
         for spec in CHECKS:
             if spec.host_fn is None:
@@ -275,7 +277,28 @@ def run_preflight(
             finding = _internal_error(spec.id, None, exc)
         if finding is not None:
             findings.append(finding)
+    if installed_before:
+        findings = [_after_earlier_run(answers, f) for f in findings]
     return PreflightReport(tuple(h.label for h in answers.hosts), tuple(findings))
+
+
+def _after_earlier_run(answers: Answers, finding: Finding) -> Finding:
+    """A re-run finds its own earlier work: listening ports, and OSD/pool disks in use."""
+    if finding.status != "fail" or finding.host is None:
+        return finding
+    host = answers.host(finding.host)
+    consented = host is not None and any(
+        w.partition(":")[0] in (host.name, host.address)
+        and w.partition(":")[2] == host.storage_disk
+        for w in answers.storage.wipe
+    )
+    if finding.check == "ports" or (finding.check == "storage-disk" and consented):
+        return replace(
+            finding,
+            status="warn",
+            message=finding.message + " (expected: an earlier run of this install holds it)",
+        )
+    return finding
 
 
 def finding_to_dict(f: Finding) -> dict[str, Any]:

@@ -7,4 +7,9 @@ happens inside the handler, so ``fmp-install --help`` stays fast.
 COMMAND_MODULES = (
     "installer.commands.validate",
     "installer.commands.schema",
+    "installer.commands.discover",
+    "installer.commands.plan",
+    "installer.commands.storage",
+    "installer.commands.status",
+    "installer.commands.lab",
 )

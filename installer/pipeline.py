@@ -1,0 +1,103 @@
+"""The first half of every run: answers → hosts reached → facts → preflight.
+
+``discover`` stops here; the headless install goes on to plan and run. Both
+faces (wizard and headless) call the same functions, so they cannot differ.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from installer.answer_checks import check_environment
+from installer.answers import Answers, load_answers, marked_document, read_answers_text
+from installer.connections import Connections, Connector, ssh_connector
+from installer.gather import Gathered, gather
+from installer.preflight import PreflightReport, run_preflight
+from installer.problems import ProblemList
+from installer.profile import ProfileMeta, load_profile_meta
+from installer.transport import TransportError
+
+VIP_PROBE_TIMEOUT = 10.0
+
+
+def load_for_run(path: str | Path, environ: Mapping[str, str]) -> Answers:
+    """Load answers that a run will use: valid, and every named env var set."""
+    answers = load_answers(path)
+    missing = check_environment(answers, environ)
+    if missing:
+        doc = marked_document(read_answers_text(path))
+        raise ProblemList([p.located(str(path), doc) for p in missing])
+    return answers
+
+
+@dataclass
+class Checked:
+    answers: Answers
+    meta: ProfileMeta
+    gathered: Gathered
+    report: PreflightReport
+    discovered_at: float
+
+
+async def probe_vip(answers: Answers, conns: Connections, gathered: Gathered) -> bool | None:
+    """Does anything answer the VIP already? Asked from a host, which shares its subnet.
+
+    None when there is no VIP, no host to ask from, or the host cannot ping.
+    """
+    vip = answers.network.vip
+    if vip is None or not gathered.facts:
+        return None
+    label = next(iter(gathered.facts))
+    try:
+        transport = await conns.get(label)
+        result = await transport.run(
+            f"ping -c 1 -W 2 {vip} >/dev/null 2>&1", timeout=VIP_PROBE_TIMEOUT
+        )
+    except TransportError:
+        return None
+    # ping: 0 = a reply, 1 = no reply, anything else = could not ping at all.
+    return {0: True, 1: False}.get(result.exit_status)
+
+
+async def discover_and_check(
+    answers: Answers,
+    conns: Connections,
+    *,
+    save_raw: Path | None = None,
+    installed_before: bool = False,
+) -> Checked:
+    """Reach and discover every host, then run preflight.
+
+    ``installed_before``: an earlier run of this cluster holds the VIP and the
+    ports, so those are not held against it.
+    """
+    meta = load_profile_meta(answers.profile)
+    started = time.time()
+    gathered = await gather(answers, conns, save_raw=save_raw)
+    vip = None if installed_before else await probe_vip(answers, conns, gathered)
+    unreached = {
+        label: (p.message, p.hint or "fix it and run again")
+        for label, p in gathered.problems.items()
+        if label not in gathered.facts
+    }
+    report = run_preflight(
+        answers,
+        meta,
+        gathered.facts,
+        vip_answers=vip,
+        now=started,
+        unreached=unreached,
+        installed_before=installed_before,
+    )
+    return Checked(answers, meta, gathered, report, started)
+
+
+def connections_for(
+    answers: Answers, environ: Mapping[str, str], connector: Connector | None = None
+) -> Connections:
+    return Connections(
+        [h.label for h in answers.hosts], connector or ssh_connector(answers, environ)
+    )
