@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from installer import __version__, exitcodes
-from installer.commands import COMMAND_MODULES
+from installer.commands import COMMAND_MODULES, install
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Install highly available Kubernetes clusters on bare metal and VMs.",
     )
     parser.add_argument("--version", action="version", version=f"fmp-install {__version__}")
+    install.add_arguments(parser)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -43,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
+    if handler is None and getattr(args, "answers", None):
+        handler = install.run
     if handler is None:
         parser.print_help()
         return exitcodes.OK

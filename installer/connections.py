@@ -72,6 +72,21 @@ class Connections:
             await _close_quietly(old)
         return await self.get(label)
 
+    def runner_connector(self) -> Connector:
+        """For the runner: the connection discovery opened first, a fresh one after that.
+
+        The runner asks again only after it dropped (and closed) a lost connection.
+        """
+        handed: set[str] = set()
+
+        async def connect(label: str) -> Transport:
+            if label in handed:
+                return await self.reconnect(label)
+            handed.add(label)
+            return await self.get(label)
+
+        return connect
+
     async def reach_all(self) -> list[Reach]:
         """Connect to every host at once; failures are returned, not raised."""
 

@@ -27,7 +27,7 @@ from rich.text import Text
 from installer.factsio import facts_to_dict
 from installer.hostfacts import HostFacts
 from installer.pipeline import Checked
-from installer.preflight import check_title, findings_to_dict
+from installer.preflight import PreflightReport, check_title, findings_to_dict
 
 GIB = 1024**3
 _CELL = {"pass": ("ok", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "bold red")}
@@ -100,6 +100,12 @@ def render_discover(checked: Checked, console: Console) -> None:
                 row.append(Text(word, style=style))
         grid.add_row(*row)
 
+    console.print(Group(facts, grid))
+    render_findings(report, console)
+
+
+def render_findings(report: PreflightReport, console: Console) -> None:
+    """Every warning and failure with its fix, then the verdict."""
     lines: list[Text] = []
     for f in sorted(report.findings, key=lambda f: (f.status != "fail", f.host or "", f.check)):
         if f.status == "pass":
@@ -114,4 +120,4 @@ def render_discover(checked: Checked, console: Console) -> None:
         if report.failed
         else Text(f"preflight passed ({counts.get('warn', 0)} warning(s))", style="bold green")
     )
-    console.print(Group(facts, grid, *lines, verdict))
+    console.print(Group(*lines, verdict))

@@ -27,6 +27,7 @@ from typing import Any
 import jinja2
 
 from installer.answers import Answers
+from installer.errors import OperatorError
 from installer.hostfacts import HostFacts
 from installer.plan_model import CaptureSpec, FileSpec, Plan, PlanHost, Task, capture_placeholder
 from installer.profile import (
@@ -46,7 +47,7 @@ from installer.secrets import missing_secrets, template_secrets
 _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
 
-class PlanError(Exception):
+class PlanError(OperatorError):
     """The plan cannot be made; the message says where (host, step, template line) and why."""
 
 

@@ -29,6 +29,7 @@ import jinja2.meta
 import jinja2.nodes
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from installer.errors import OperatorError
 from installer.paths import profiles_dir
 from installer.yamlmarks import Mark, MarkedDocument, YamlLoadError, format_path, load_marked
 
@@ -63,7 +64,7 @@ CONTEXT_NAMES = frozenset(
 )
 
 
-class ProfileError(Exception):
+class ProfileError(OperatorError):
     """A profile that cannot be used; the message names the file and line."""
 
 

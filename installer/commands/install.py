@@ -1,0 +1,147 @@
+"""fmp-install --answers F [--yes] [--dry-run] ...: the headless install.
+
+validate → discover → preflight → plan → confirm → run, with no questions.
+Running the same command again resumes where the last run stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
+    from installer.answers import Answers
+    from installer.hostfacts import HostFacts
+    from installer.plan_model import Plan
+    from installer.redact import Redactor
+    from installer.secrets import SecretStore
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group(
+        "headless install",
+        "fmp-install --answers FILE [options]: install with no questions. Run it again to "
+        "resume after a failure or an interruption.",
+    )
+    g.add_argument("--answers", "-a", metavar="FILE", help="the answers.yaml to install")
+    g.add_argument("--yes", "-y", action="store_true", help="go ahead without asking")
+    g.add_argument(
+        "--dry-run", action="store_true", help="show what would run (and be skipped), then stop"
+    )
+    g.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="journal, logs and secrets (default ~/.local/state/fmp-install/<cluster>)",
+    )
+    g.add_argument("--max-parallel", type=int, default=32, metavar="N", help="hosts at once (32)")
+    g.add_argument("--fail-fast", action="store_true", help="stop launching after a failure")
+    g.add_argument("--only", action="append", default=[], metavar="STEP", help="run only STEP")
+    g.add_argument("--skip", action="append", default=[], metavar="STEP", help="skip STEP")
+    g.add_argument(
+        "--retry-interrupted",
+        action="store_true",
+        help="re-run non-idempotent steps that were cut off (check the host first)",
+    )
+    g.add_argument(
+        "--break-locks", action="store_true", help="break stale host locks of a dead installer"
+    )
+    g.add_argument(
+        "--ignore-preflight",
+        action="append",
+        default=[],
+        metavar="CHECK",
+        help="go ahead although CHECK fails (e.g. cgroup); repeatable",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+    import os
+    import sys
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from installer import exitcodes
+    from installer.discover_report import render_findings
+    from installer.journal import DB_NAME, default_state_dir
+    from installer.pipeline import connections_for, discover_and_check, load_for_run
+    from installer.report import HeadlessReporter
+
+    if args.max_parallel < 1:
+        print("error: --max-parallel must be at least 1", file=sys.stderr)
+        return exitcodes.INVALID_INPUT
+    answers = load_for_run(args.answers, os.environ)
+    state = (
+        Path(args.state_dir).expanduser()
+        if args.state_dir
+        else default_state_dir(answers.cluster.name)
+    )
+    console = Console(file=sys.stdout)
+    installed_before = (state / DB_NAME).exists()
+
+    async def go() -> int:
+        conns = connections_for(answers, os.environ)
+        try:
+            checked = await discover_and_check(answers, conns, installed_before=installed_before)
+            report = checked.report
+            ignored = set(args.ignore_preflight)
+            blocking = [f for f in report.failures if f.check not in ignored]
+            render_findings(report, console)
+            if blocking:
+                return exitcodes.PREFLIGHT_FAILED
+            plan, store, redactor = _plan(
+                answers, checked.gathered.facts, state, save=not args.dry_run
+            )
+            from installer.headless import run_install
+
+            return await run_install(
+                plan,
+                state_dir=state,
+                connect=conns.runner_connector(),
+                secrets=store,
+                yes=args.yes,
+                dry_run=args.dry_run,
+                reporter=HeadlessReporter(),
+                consented_disks=answers.storage.wipe,
+                max_parallel=args.max_parallel,
+                fail_fast=args.fail_fast,
+                only=args.only,
+                skip=args.skip,
+                retry_interrupted=args.retry_interrupted,
+                break_locks=args.break_locks,
+                redactor=redactor,
+            )
+        finally:
+            await conns.close()
+
+    return asyncio.run(go())
+
+
+def _plan(
+    answers: Answers, facts: Mapping[str, HostFacts], state: Path, *, save: bool
+) -> tuple[Plan, SecretStore, Redactor]:
+    """Render the plan with this cluster's secrets, generating (and saving) missing ones."""
+    from installer.plan import make_plan
+    from installer.profile import load_profile
+    from installer.secrets import (
+        ensure_secrets,
+        load_secrets,
+        redactor_for,
+        save_secrets,
+        secrets_path,
+    )
+
+    profile = load_profile(answers.profile)
+    path = secrets_path(state)
+    store = load_secrets(path)
+    values, made = ensure_secrets(profile.spec.secrets, store.generated)
+    store.generated = values
+    if made and save:
+        save_secrets(path, store)
+    plan = make_plan(answers, profile, facts=facts, secrets=values)
+    redactor = redactor_for(profile.spec.secrets, values, extra=store.captured.values())
+    return plan, store, redactor
