@@ -37,6 +37,9 @@ class FailureKind(StrEnum):
     COMMAND_NOT_FOUND = "command not found"
     CONNECTION_LOST = "connection lost"
     COMMAND_TIMEOUT = "command timeout"
+    SUDO_PASSWORD_MISSING = "sudo password missing"  # noqa: S105 - a label, not a password
+    PROTOCOL_ERROR = "ssh protocol error"
+    UPLOAD_FAILED = "upload failed"
 
 
 class TransportError(OperatorError):
