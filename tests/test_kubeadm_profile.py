@@ -670,12 +670,12 @@ FORBIDDEN = (
     "kubeadm.k8s.io/v1beta1",
     "kubeadm.k8s.io/v1beta2",
     "kubeadm.k8s.io/v1beta3",
-    "v1beta2",
-    "v1beta3",
+    # (other APIs may be v1beta3 today, e.g. OpenEBS's DiskPool: only kubeadm's are obsolete)
     "kubernetes.io/rbd",
     "ceph-deploy",
     "heartbeat",
     "docker-ce",
+    "cstor",  # removed in OpenEBS 4.0
 )
 
 

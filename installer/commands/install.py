@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
+    from rich.console import Console
+
     from installer.answers import Answers
     from installer.hostfacts import HostFacts
     from installer.plan_model import Plan
@@ -98,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
             )
             from installer.headless import run_install
 
-            return await run_install(
+            code = await run_install(
                 plan,
                 state_dir=state,
                 connect=conns.runner_connector(),
@@ -115,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
                 break_locks=args.break_locks,
                 redactor=redactor,
             )
+            if code == exitcodes.OK and not args.dry_run:
+                _deliver_kubeconfig(state, console)
+            return code
         finally:
             await conns.close()
 
@@ -145,3 +150,14 @@ def _plan(
     plan = make_plan(answers, profile, facts=facts, secrets=values)
     redactor = redactor_for(profile.spec.secrets, values, extra=store.captured.values())
     return plan, store, redactor
+
+
+def _deliver_kubeconfig(state: Path, console: Console) -> None:
+    """Write the profile's ``kubeconfig`` capture next to the journal, 0600."""
+    from installer.kubeconfig import write_kubeconfig
+    from installer.secrets import load_secrets, secrets_path
+
+    captured = load_secrets(secrets_path(state)).captured.get("kubeconfig")
+    if captured:
+        path = write_kubeconfig(state, captured)
+        console.print(f"kubeconfig: {path}  (try: KUBECONFIG={path} kubectl get nodes)")
