@@ -127,3 +127,49 @@ def test_unset_password_env_is_an_error_before_connecting(
     err = capsys.readouterr().err
     assert "FMP_TEST_UNSET_PW (SSH password) is not set" in err
     assert ":9:17: ssh.password_env" in err
+
+
+def test_saved_facts_feed_plan_and_plan_discovers_itself(
+    sshd: tuple[Sshd, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, key = sshd
+    answers = write_answers(tmp_path, server, key, known=True)
+    facts = tmp_path / "facts.json"
+    main(["discover", "--answers", str(answers), "--save-facts", str(facts)])
+    state = tmp_path / "state"
+    assert (
+        main(
+            [
+                "plan",
+                "--answers",
+                str(answers),
+                "--facts",
+                str(facts),
+                "--out",
+                str(tmp_path / "a"),
+                "--state-dir",
+                str(state),
+            ]
+        )
+        == 0
+    )
+    # Without --facts, plan discovers the host itself and renders the same plan.
+    assert (
+        main(
+            [
+                "plan",
+                "--answers",
+                str(answers),
+                "--out",
+                str(tmp_path / "b"),
+                "--state-dir",
+                str(state),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    a = (tmp_path / "a" / "plan.txt").read_text()
+    b = (tmp_path / "b" / "plan.txt").read_text()
+    assert "## here (127.0.0.1)" in a
+    assert a == b

@@ -21,6 +21,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="save every host's raw discovery output to DIR/<address>.txt (a support "
         "bundle; `lab up --from-raw DIR` replays it)",
     )
+    p.add_argument(
+        "--save-facts",
+        metavar="FILE",
+        help="save the reached hosts' facts (JSON, or YAML for .yaml) for `plan --facts` "
+        "and `storage estimate --facts`",
+    )
     p.set_defaults(handler=run)
 
 
@@ -48,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
             await conns.close()
 
     checked = asyncio.run(go())
+    if args.save_facts:
+        from installer.factsio import save_facts
+
+        save_facts(Path(args.save_facts), list(checked.gathered.facts.values()))
     if args.json:
         print(json.dumps(discover_json(checked), indent=2))
     else:

@@ -1,4 +1,4 @@
-"""fmp-install plan --answers F --facts FILE --out DIR [--json]"""
+"""fmp-install plan --answers F --out DIR [--facts FILE] [--json]"""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from installer.answers import Answers
+    from installer.hostfacts import HostFacts
     from installer.plan_model import Plan
     from installer.redact import Redactor
 
@@ -27,10 +29,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="where to write the plan")
     p.add_argument(
         "--facts",
-        required=True,
         metavar="FILE",
-        help="discovered host facts saved by a discovery run. Required for now: planning "
-        "without it would need a fresh discovery over SSH, which this command does not do yet",
+        help="host facts saved by `fmp-install discover --save-facts FILE`; "
+        "without it the hosts are discovered now over SSH (read-only)",
     )
     p.add_argument("--json", action="store_true", help="also write the DAG to DIR/plan.json")
     p.add_argument(
@@ -89,19 +90,20 @@ def run(args: argparse.Namespace) -> int:
             raise OperatorError(f"--option {item!r}: expected KEY=VALUE")
         options[key.strip()] = _option_value(value.strip())
 
-    try:
-        from installer.factsio import load_facts  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        raise OperatorError(
-            "reading --facts needs installer.factsio, which this build does not have yet"
-        ) from None
-    facts_list = load_facts(args.facts)
-    facts = facts_by_label(answers, facts_list)
+    if args.facts:
+        from installer.factsio import load_facts
+
+        facts = facts_by_label(answers, load_facts(args.facts))
+        source = str(args.facts)
+    else:
+        facts = _discover(answers)
+        source = "discovery"
     unknown = [h.label for h in answers.hosts if h.label not in facts]
     if unknown:
         raise OperatorError(
-            f"{args.facts} has no facts for {', '.join(unknown)}",
-            hint="run discovery again for every host of the answers file",
+            f"{source} has no facts for {', '.join(unknown)}",
+            hint="make every host reachable (fmp-install discover shows why one is not), "
+            "or save facts for all of them",
         )
 
     state_dir = (
@@ -154,3 +156,21 @@ def write_host_files(plan: Plan, out: Path, redactor: Redactor) -> int:
             target.chmod(0o600 if f.secret else (f.mode & 0o755) | 0o600)
             count += 1
     return count
+
+
+def _discover(answers: Answers) -> dict[str, HostFacts]:
+    """Facts of every reachable host, by a fresh discovery over SSH (nothing is changed)."""
+    import asyncio
+    import os
+
+    from installer.gather import gather
+    from installer.pipeline import connections_for
+
+    async def go() -> dict[str, HostFacts]:
+        conns = connections_for(answers, os.environ)
+        try:
+            return (await gather(answers, conns, check_sudo=False)).facts
+        finally:
+            await conns.close()
+
+    return asyncio.run(go())
