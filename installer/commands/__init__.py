@@ -11,5 +11,6 @@ COMMAND_MODULES = (
     "installer.commands.plan",
     "installer.commands.storage",
     "installer.commands.status",
+    "installer.commands.demo",
     "installer.commands.lab",
 )
