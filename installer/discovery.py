@@ -138,7 +138,12 @@ PROBES: tuple[Probe, ...] = (
         "  done 2>/dev/null\n"
         "fi",
     ),
-    Probe("timedatectl", "$T timedatectl show 2>/dev/null || $T timedatectl status"),
+    Probe(
+        "timedatectl",
+        # Without a running systemd, timedatectl only fails slowly over D-Bus.
+        "[ -d /run/systemd/system ] || { echo 'timedatectl: systemd is not running'; exit 1; }\n"
+        "$T timedatectl show 2>/dev/null || $T timedatectl status",
+    ),
     Probe("chronyc", "$T chronyc -n tracking"),
     Probe("ntpq", "$T ntpq -pn"),
     Probe("cgroup", "stat -fc %T /sys/fs/cgroup/"),

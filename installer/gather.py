@@ -85,8 +85,11 @@ async def gather(
             )
     if check_sudo:
         by_label = {label: transports[address] for address, label in by_address.items()}
+        # Discovery already saw root or passwordless sudo; only a password needs proving.
         checks = [
-            _sudo_works(label, by_label[label]) for label in out.facts if label not in out.problems
+            _sudo_works(label, by_label[label])
+            for label, facts in out.facts.items()
+            if label not in out.problems and facts.sudo_ok is not True
         ]
         for problem in await asyncio.gather(*checks):
             if problem is not None:

@@ -51,13 +51,15 @@ class Wrapper:
         q = shlex.quote
         # Read by the login shell, which may be sh: keep this part POSIX.
         mark = f"printf '[fmp-pid-{self.token}:%s]\\n' \"$$\" >&2; "
+        # --norc: bash started under sshd reads ~/.bashrc even for -c, and the
+        # login shell has read it already (a pyenv init there costs ~0.3 s a command).
         if not self.sudo:
-            return f"{mark}exec bash -c {q(command)}"
-        inner = 'printf \'%s\\n\' "$2" >&2; exec bash -c "$1"'
+            return f"{mark}exec bash --norc -c {q(command)}"
+        inner = 'printf \'%s\\n\' "$2" >&2; exec bash --norc -c "$1"'
         ready = self.ready.decode().rstrip("\n")
         return (
             f"{mark}exec sudo -S -p {q(self.prompt.decode())} -- "
-            f"bash -c {q(inner)} fmp-sudo {q(command)} {q(ready)}"
+            f"bash --norc -c {q(inner)} fmp-sudo {q(command)} {q(ready)}"
         )
 
 
