@@ -31,7 +31,6 @@ from installer.errors import OperatorError
 from installer.hostfacts import HostFacts
 from installer.plan_model import CaptureSpec, FileSpec, Plan, PlanHost, Task, capture_placeholder
 from installer.profile import (
-    PlanRenderError,
     Profile,
     Source,
     StepSpec,
@@ -39,10 +38,10 @@ from installer.profile import (
     parse_host_selector,
     resolve_options,
     split_need,
-    template_error_line,
 )
 from installer.redact import Redactor
 from installer.secrets import missing_secrets, template_secrets
+from installer.templating import PlanRenderError, template_error_line
 
 _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 

@@ -11,371 +11,78 @@ Two entry points:
   keys, unknown roles in ``on``, unknown steps in ``needs``, cycles, unknown
   capture names and template variables that do not exist are reported with the
   file and line.
+
+The parts live beside it: ``installer.profile_model`` (the format's models,
+re-exported here), ``installer.host_selectors`` (``on`` and ``needs``),
+``installer.templating`` (the Jinja2 environment) and
+``installer.profile_checks`` (the whole-profile checks). Loading the metadata
+does not import Jinja2: ``fmp-install validate`` starts without it.
 """
 
 from __future__ import annotations
 
-import base64
-import re
-import shlex
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
-import jinja2
-import jinja2.meta
-import jinja2.nodes
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
 from installer.errors import OperatorError
+from installer.host_selectors import HostSelector, parse_host_selector, split_need
 from installer.paths import profiles_dir
+from installer.profile_model import (
+    ROLE_NAMES,
+    CaptureEntry,
+    FileEntry,
+    OptionSpec,
+    ProfileMeta,
+    ProfileSpec,
+    Requirements,
+    RoleRule,
+    SecretKind,
+    SecretSpec,
+    StepSpec,
+    parse_duration,
+)
 from installer.yamlmarks import Mark, MarkedDocument, YamlLoadError, format_path, load_marked
 
+if TYPE_CHECKING:
+    import jinja2
+
+__all__ = [
+    "ROLE_NAMES",
+    "CaptureEntry",
+    "FileEntry",
+    "HostSelector",
+    "OptionSpec",
+    "Profile",
+    "ProfileError",
+    "ProfileMeta",
+    "ProfileSpec",
+    "Requirements",
+    "RoleRule",
+    "SecretKind",
+    "SecretSpec",
+    "Source",
+    "StepSpec",
+    "available_profiles",
+    "load_profile",
+    "load_profile_from",
+    "load_profile_meta",
+    "option_errors",
+    "parse_duration",
+    "parse_host_selector",
+    "resolve_options",
+    "split_need",
+]
+
 _ONE = Mark(1, 1)
-
-ROLE_NAMES = ("control-plane", "etcd", "worker", "lb", "storage", "ceph-mon")
-
-STEP_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-CAPTURE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-SECRET_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-
-# Every name a template (or an inline run/check/path/when) may use. See
-# docs/PROFILES.md for what each holds; plan.py builds the values.
-CONTEXT_NAMES = frozenset(
-    {
-        "cluster",  # .name, .domain
-        "profile",  # .name, .title
-        "versions",  # profile defaults overlaid with answers.versions
-        "options",  # profile option defaults overlaid with the caller's
-        "network",  # .vip, .api_port, .pod_subnet, .service_subnet, .host_subnet (strings)
-        "storage",  # .features, .volumes, .wipe
-        "ssh",  # .user (the admin login user)
-        "hosts",  # every host, in answers order
-        "host",  # the host this task runs on
-        "roles",  # role -> list of hosts holding it (every role of the profile)
-        "secrets",  # generated secrets: secrets.NAME, or secrets.NAME.crt/.key for a CA
-        "step",  # .id, .title
-        "files_ok",  # (run/check only) shell test: this step's files are on the host as planned
-        "capture",  # capture(name) -> placeholder the runner resolves at run time
-        "fail",  # fail(message): stop planning with an error naming the template line
-    }
-)
 
 
 class ProfileError(OperatorError):
     """A profile that cannot be used; the message names the file and line."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Requirements(_Strict):
-    """What a host holding a role needs; preflight reads these."""
-
-    cpus: int = 1
-    memory_mb: int = 512
-    ports: tuple[int, ...] = ()
-    cpu_flags: tuple[str, ...] = ()
-    os: tuple[str, ...] = ()  # os-release ids, e.g. ubuntu, debian; empty = any
-
-
-class RoleRule(_Strict):
-    description: str = ""
-    min: int = 0
-    max: int | None = None
-    recommended: int | None = None
-    odd: bool = False  # quorum members: an even count adds no fault tolerance
-    needs_disk: bool = False  # each holder must name a storage_disk
-    needs_vip: bool = False  # holding this role needs network.vip
-    requires: Requirements = Field(default_factory=Requirements)
-
-
-class OptionSpec(_Strict):
-    """A profile option: a choice the profile offers, with a default."""
-
-    description: str = ""
-    default: str | int | bool
-    choices: tuple[str | int | bool, ...] = ()
-
-
-class ProfileMeta(_Strict):
-    name: str
-    title: str
-    description: str
-    versions: dict[str, str]
-    storage_backend: str  # none | ceph | openebs
-    requires_vip: bool = True
-    roles: dict[str, RoleRule]
-    suggest: dict[str, str] = Field(default_factory=dict)  # role -> selector, for auto roles
-    options: dict[str, OptionSpec] = Field(default_factory=dict)
-
-
-# --------------------------------------------------------------------------- the full format
-
-SecretKind = Literal["password", "token", "hex", "bootstrap_token", "ca"]
-
-
-class SecretSpec(_Strict):
-    """A secret generated once per cluster and kept in the 0600 secrets file.
-
-    ``ca`` makes a self-signed CA: templates read ``secrets.NAME.crt`` (public)
-    and ``secrets.NAME.key`` (secret). The others are one string: ``secrets.NAME``.
-    """
-
-    name: str
-    kind: SecretKind
-    description: str = ""
-    length: int = Field(default=24, ge=8, le=256)  # password: characters
-    bytes: int = Field(default=32, ge=8, le=256)  # token / hex: random bytes
-    subject: str | None = None  # ca: common name (default: the secret's name)
-    validity_days: int = Field(default=3650, ge=1)  # ca
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not SECRET_NAME_RE.match(value):
-            raise ValueError(f"'{value}' is not a secret name (lowercase letters, digits, '_')")
-        return value
-
-
-class FileEntry(_Strict):
-    template: str  # a file under templates/
-    path: str  # absolute path on the host; may use template variables
-    mode: str | int = "0644"  # octal string ("0600") or an int
-    owner: str | None = None  # "user:group"
-    secret: bool = False  # holds a secret: written, never shown
-
-    @field_validator("mode")
-    @classmethod
-    def _mode(cls, value: str | int) -> str | int:
-        if isinstance(value, str) and not re.fullmatch(r"0?[0-7]{3,4}", value):
-            raise ValueError(f"'{value}' is not an octal file mode like \"0644\"")
-        return value
-
-    @property
-    def mode_int(self) -> int:
-        return int(self.mode, 8) if isinstance(self.mode, str) else self.mode
-
-
-class CaptureEntry(_Strict):
-    name: str  # global: later steps read it with capture('name')
-    regex: str  # searched in the step's output; group "value" (or group 1) is the value
-    secret: bool = False
-    stream: Literal["stdout", "stderr"] = "stdout"
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not CAPTURE_NAME_RE.match(value):
-            raise ValueError(f"'{value}' is not a capture name (letters, digits, '_', '.', '-')")
-        return value
-
-    @field_validator("regex")
-    @classmethod
-    def _regex(cls, value: str) -> str:
-        try:
-            compiled = re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regex: {exc}") from None
-        if "value" not in compiled.groupindex and compiled.groups < 1:
-            raise ValueError("the regex needs a group: (?P<value>...) or (...)")
-        return value
-
-
-class StepSpec(_Strict):
-    id: str
-    title: str
-    on: str  # a host selector: see parse_host_selector
-    when: str | None = None  # a Jinja expression per host; false = no task there
-    needs: tuple[str, ...] = ()  # "step" (same host) or "step@all" (every host running it)
-    files: tuple[FileEntry, ...] = ()
-    run: str
-    check: str | None = None
-    capture: tuple[CaptureEntry, ...] = ()
-    retries: int = Field(default=0, ge=0, le=100)
-    timeout: int | str = 600  # seconds, or "90s", "10m", "1h"
-    serial: bool = False
-    destructive: bool = False
-    idempotent: bool = True
-    sudo: bool = True
-    wipes: tuple[str, ...] = ()  # disks it wipes (templates; empty results are dropped)
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str) -> str:
-        if not STEP_ID_RE.match(value):
-            raise ValueError(f"'{value}' is not a step id (lowercase letters, digits and '-')")
-        return value
-
-    @field_validator("timeout")
-    @classmethod
-    def _timeout(cls, value: int | str) -> int | str:
-        parse_duration(value)
-        return value
-
-    @property
-    def timeout_seconds(self) -> float:
-        return parse_duration(self.timeout)
-
-
-class ProfileSpec(ProfileMeta):
-    """Everything in profile.yaml."""
-
-    secrets: tuple[SecretSpec, ...] = ()
-    steps: tuple[StepSpec, ...] = ()
-
-
-def parse_duration(value: int | float | str) -> float:
-    """``600`` / ``"90s"`` / ``"10m"`` / ``"1h"`` → seconds."""
-    if isinstance(value, int | float):
-        if value <= 0:
-            raise ValueError("a timeout must be positive")
-        return float(value)
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*", value)
-    if not m:
-        raise ValueError(f'\'{value}\' is not a duration (e.g. 600, "90s", "10m", "1h")')
-    n = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
-    if n <= 0:
-        raise ValueError("a timeout must be positive")
-    return n
-
-
-# --------------------------------------------------------------------------- host selectors
-
-
-@dataclass(frozen=True)
-class HostSelector:
-    """``all``, ``<role>``, ``first(<role>)``, ``rest(<role>)``, combined with
-    ``!`` (not), ``&`` (and, binds tighter) and ``|`` (or), e.g.
-    ``worker & !control-plane`` or ``first(control-plane) | etcd``."""
-
-    text: str
-    # A union of intersections of (negated?, kind, role) atoms.
-    terms: tuple[tuple[tuple[bool, str, str | None], ...], ...]
-
-    @property
-    def roles(self) -> set[str]:
-        return {role for term in self.terms for _, _, role in term if role is not None}
-
-    def select(self, host_roles: Sequence[Sequence[str]]) -> list[int]:
-        """Indexes of the selected hosts, given each host's roles in answers order."""
-        chosen = []
-        for i in range(len(host_roles)):
-            if any(all(self._atom(atom, i, host_roles) for atom in term) for term in self.terms):
-                chosen.append(i)
-        return chosen
-
-    @staticmethod
-    def _atom(
-        atom: tuple[bool, str, str | None], i: int, host_roles: Sequence[Sequence[str]]
-    ) -> bool:
-        negated, kind, role = atom
-        if kind == "all":
-            hit = True
-        else:
-            assert role is not None
-            holders = [j for j, roles in enumerate(host_roles) if role in roles]
-            if kind == "role":
-                hit = i in holders
-            elif kind == "first":
-                hit = bool(holders) and holders[0] == i
-            else:  # rest
-                hit = i in holders[1:]
-        return hit != negated
-
-
-_ATOM_RE = re.compile(r"^(!?)\s*(?:(first|rest)\s*\(\s*([a-z][a-z-]*)\s*\)|(all)|([a-z][a-z-]*))$")
-
-
-def parse_host_selector(text: str) -> HostSelector:
-    """Parse a step's ``on``. Raises ValueError naming the accepted forms."""
-    terms = []
-    for alternative in text.split("|"):
-        atoms = []
-        for raw in alternative.split("&"):
-            m = _ATOM_RE.match(raw.strip())
-            if not m:
-                raise ValueError(
-                    f"'{text}' is not a host selector (expected all, <role>, first(<role>), "
-                    "rest(<role>), combined with !, & and |)"
-                )
-            negated = m.group(1) == "!"
-            if m.group(2):
-                atoms.append((negated, m.group(2), m.group(3)))
-            elif m.group(4):
-                atoms.append((negated, "all", None))
-            else:
-                atoms.append((negated, "role", m.group(5)))
-        terms.append(tuple(atoms))
-    return HostSelector(text, tuple(terms))
-
-
-def split_need(need: str) -> tuple[str, bool]:
-    """``"etcd-start@all"`` → ("etcd-start", True); ``"swap-off"`` → ("swap-off", False)."""
-    step, sep, scope = need.partition("@")
-    if sep and scope != "all":
-        raise ValueError(f"'{need}': the only scope is @all (every host running the step)")
-    return step, bool(sep)
-
-
-# --------------------------------------------------------------------------- templates
-
-
-class PlanRenderError(Exception):
-    """A template failed to render; the message names the template and line."""
-
-
-def _shquote(value: object) -> str:
-    return shlex.quote(str(value))
-
-
-def _b64encode(value: object) -> str:
-    return base64.b64encode(str(value).encode()).decode()
-
-
-def _minor(version: object) -> str:
-    """``"1.35.2"`` / ``"v1.35"`` → ``"1.35"``."""
-    parts = str(version).lstrip("v").split(".")
-    return ".".join(parts[:2])
-
-
-def _fail(message: str) -> str:
-    raise PlanRenderError(message)
-
-
-def make_environment(templates_dir: Path | None) -> jinja2.Environment:
-    """The Jinja2 environment every profile renders with: StrictUndefined, no autoescape."""
-    loader = jinja2.FileSystemLoader(str(templates_dir)) if templates_dir else None
-    env = jinja2.Environment(
-        loader=loader,
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,  # noqa: S701 - shell scripts and config files, not HTML
-    )
-    env.filters["shquote"] = _shquote
-    env.filters["b64encode"] = _b64encode
-    env.filters["minor"] = _minor
-    env.globals["fail"] = _fail
-    return env
-
-
-def template_error_line(exc: BaseException, filename: str) -> int | None:
-    """The template line a render error happened at, from Jinja's rewritten traceback."""
-    lineno = getattr(exc, "lineno", None)
-    if isinstance(lineno, int) and getattr(exc, "filename", filename) in (filename, None):
-        return lineno
-    tb = exc.__traceback__
-    found = None
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == filename:
-            found = tb.tb_lineno
-        tb = tb.tb_next
-    return found
 
 
 # --------------------------------------------------------------------------- the loaded profile
@@ -425,6 +132,8 @@ class Profile:
         return self.sources.get(loc) or Source(str(self.path), 1)
 
     def environment(self) -> jinja2.Environment:
+        from installer.templating import make_environment  # Jinja2 only when rendering
+
         return make_environment(self.templates_dir)
 
     def capture_names(self) -> dict[str, CaptureEntry]:
@@ -535,6 +244,9 @@ def load_profile(name: str) -> Profile:
 
 def load_profile_from(directory: Path | str) -> Profile:
     """Load and validate the profile in ``directory`` (profile.yaml + templates/)."""
+    # Imported here: the checks need Jinja2, which loading the metadata does not.
+    from installer.profile_checks import check_profile
+
     directory = Path(directory)
     path = directory / "profile.yaml"
     doc = _read(path)
@@ -546,9 +258,7 @@ def load_profile_from(directory: Path | str) -> Profile:
     _check_role_names(path, doc, spec)
     sources = _sources(path, doc, spec)
     profile = Profile(spec, directory, path, sources)
-    errors = _check_steps(profile)
-    if not errors:
-        errors = _check_templates(profile)
+    errors = check_profile(profile)
     if errors:
         raise ProfileError("\n".join(errors))
     return profile
@@ -601,217 +311,3 @@ def _sources(
             loc = (*base, "wipes", j)
             out[loc] = Source(str(path), (doc.mark_for(loc) or _ONE).line)
     return out
-
-
-def _check_steps(profile: Profile) -> list[str]:
-    spec = profile.spec
-    errors: list[str] = []
-    ids: dict[str, int] = {}
-    for i, step in enumerate(spec.steps):
-        where = profile.source("steps", i).at(None)
-        if step.id in ids:
-            errors.append(f"{where}: step id '{step.id}' is already steps[{ids[step.id]}]")
-        ids.setdefault(step.id, i)
-    captures: dict[str, str] = {}
-    for i, step in enumerate(spec.steps):
-        on_where = profile.source("steps", i, "on").at(None)
-        try:
-            selector = parse_host_selector(step.on)
-        except ValueError as exc:
-            errors.append(f"{on_where}: steps[{i}].on: {exc}")
-        else:
-            for role in sorted(selector.roles - set(spec.roles)):
-                errors.append(
-                    f"{on_where}: steps[{i}].on: unknown role '{role}' "
-                    f"(this profile's roles: {', '.join(spec.roles)})"
-                )
-        for j, need in enumerate(step.needs):
-            need_where = profile.source("steps", i, "needs", j).at(None)
-            try:
-                target, _ = split_need(need)
-            except ValueError as exc:
-                errors.append(f"{need_where}: steps[{i}].needs[{j}]: {exc}")
-                continue
-            if target not in ids:
-                errors.append(
-                    f"{need_where}: steps[{i}].needs[{j}]: unknown step '{target}' "
-                    f"(step {step.id} needs it)"
-                )
-            elif target == step.id:
-                errors.append(f"{need_where}: steps[{i}].needs[{j}]: step {step.id} needs itself")
-        for c in step.capture:
-            if c.name in captures:
-                errors.append(
-                    f"{profile.source('steps', i).at(None)}: capture '{c.name}' is already "
-                    f"captured by step {captures[c.name]}"
-                )
-            captures.setdefault(c.name, step.id)
-    if not errors:
-        errors += _check_cycles(profile)
-    for name, option in spec.options.items():
-        if option.choices and option.default not in option.choices:
-            errors.append(
-                f"{profile.path}: options.{name}: default {option.default!r} is not one of "
-                f"{list(option.choices)}"
-            )
-    return errors
-
-
-def _check_cycles(profile: Profile) -> list[str]:
-    steps = profile.spec.steps
-    graph = {s.id: [split_need(n)[0] for n in s.needs] for s in steps}
-    index = {s.id: i for i, s in enumerate(steps)}
-    state: dict[str, int] = {}  # 1 = visiting, 2 = done
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in graph[node]:
-            if state.get(nxt) == 1:
-                return [*stack[stack.index(nxt) :], nxt]
-            if state.get(nxt) is None:
-                found = visit(nxt)
-                if found:
-                    return found
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for s in steps:
-        if s.id not in state:
-            cycle = visit(s.id)
-            if cycle:
-                first = cycle[0]
-                where = profile.source("steps", index[first], "needs").at(None)
-                return [f"{where}: steps form a cycle through needs: {' -> '.join(cycle)}"]
-    return []
-
-
-# --------------------------------------------------------------------------- template checks
-
-
-def _undeclared(
-    env: jinja2.Environment, text: str, known: Iterable[str]
-) -> tuple[list[tuple[str, int]], jinja2.TemplateSyntaxError | None]:
-    """Names a template reads that are neither in the context nor set in the template."""
-    try:
-        ast = env.parse(text)
-    except jinja2.TemplateSyntaxError as exc:
-        return [], exc
-    undeclared = jinja2.meta.find_undeclared_variables(ast) - set(known) - set(env.globals)
-    out = []
-    for node in ast.find_all(jinja2.nodes.Name):
-        if node.ctx == "load" and node.name in undeclared:
-            out.append((node.name, node.lineno))
-            undeclared.discard(node.name)
-    return out, None
-
-
-def _check_text(
-    env: jinja2.Environment, text: str, source: Source, what: str, known: frozenset[str]
-) -> list[str]:
-    names, syntax = _undeclared(env, text, known)
-    if syntax is not None:
-        return [f"{source.at(syntax.lineno)}: {what}: template syntax error: {syntax.message}"]
-    return [
-        f"{source.at(line)}: {what}: unknown template variable '{name}' "
-        f"(known: {', '.join(sorted(known))})"
-        for name, line in names
-    ]
-
-
-def _check_templates(profile: Profile) -> list[str]:
-    env = profile.environment()
-    errors: list[str] = []
-    file_known = CONTEXT_NAMES - {"files_ok"}
-    checked: set[str] = set()
-    for i, step in enumerate(profile.spec.steps):
-        errors += _check_text(
-            env, step.title, profile.source("steps", i, "title"), f"steps[{i}].title", file_known
-        )
-        for key in ("run", "check"):
-            text = getattr(step, key)
-            if text is not None:
-                errors += _check_text(
-                    env, text, profile.source("steps", i, key), f"steps[{i}].{key}", CONTEXT_NAMES
-                )
-        if step.when is not None:
-            errors += _check_text(
-                env,
-                "{{ " + step.when + " }}",
-                profile.source("steps", i, "when"),
-                f"steps[{i}].when",
-                file_known,
-            )
-        for j, w in enumerate(step.wipes):
-            errors += _check_text(
-                env, w, profile.source("steps", i, "wipes", j), f"steps[{i}].wipes[{j}]", file_known
-            )
-        for j, f in enumerate(step.files):
-            errors += _check_text(
-                env,
-                f.path,
-                profile.source("steps", i, "files", j, "path"),
-                f"steps[{i}].files[{j}].path",
-                file_known,
-            )
-            tpath = profile.templates_dir / f.template
-            if not tpath.is_file():
-                where = profile.source("steps", i, "files", j, "template").at(None)
-                errors.append(
-                    f"{where}: steps[{i}].files[{j}].template: no template '{f.template}' "
-                    f"in {profile.templates_dir}"
-                )
-                continue
-            if f.template in checked:
-                continue
-            checked.add(f.template)
-            errors += _check_template_file(env, profile, f.template, file_known)
-    errors += _check_capture_names(profile)
-    return errors
-
-
-def _check_template_file(
-    env: jinja2.Environment, profile: Profile, name: str, known: frozenset[str]
-) -> list[str]:
-    text = (profile.templates_dir / name).read_text(encoding="utf-8")
-    errors = _check_text(env, text, profile.template_source(name), name, known)
-    # Templates it includes or imports are checked with the same context.
-    try:
-        ast = env.parse(text)
-    except jinja2.TemplateSyntaxError:
-        return errors
-    for ref in jinja2.meta.find_referenced_templates(ast):
-        if ref and (profile.templates_dir / ref).is_file():
-            errors += _check_template_file(env, profile, ref, known)
-    return errors
-
-
-_CAPTURE_CALL_RE = re.compile(r"""capture\(\s*['"]([^'"]+)['"]\s*\)""")
-
-
-def _check_capture_names(profile: Profile) -> list[str]:
-    """Every capture('name') used in run/check/files names a capture some step makes."""
-    known = profile.capture_names()
-    errors = []
-
-    def scan(text: str, source: Source) -> None:
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            for m in _CAPTURE_CALL_RE.finditer(line):
-                if m.group(1) not in known:
-                    errors.append(
-                        f"{source.at(lineno)}: capture '{m.group(1)}' is not captured by any "
-                        f"step (captures: {', '.join(sorted(known)) or 'none'})"
-                    )
-
-    for i, step in enumerate(profile.spec.steps):
-        for key in ("run", "check"):
-            text = getattr(step, key)
-            if text:
-                scan(text, profile.source("steps", i, key))
-        for f in step.files:
-            tpath = profile.templates_dir / f.template
-            if tpath.is_file():
-                scan(tpath.read_text(encoding="utf-8"), profile.template_source(f.template))
-    return errors

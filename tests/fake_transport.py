@@ -7,7 +7,7 @@ the start/end order of commands, and the highest concurrency per host, per
 step and overall, so tests assert scheduling from what happened, not from the
 clock.
 
-Host-lock scripts (they start with ``runner.LOCK_MARKER``) run in a real bash,
+Host-lock scripts (they start with ``hostlock.LOCK_MARKER``) run in a real bash,
 with the lock path moved to ``lock_dir/<host>/``: the noclobber locking is the
 real thing.
 """
@@ -20,8 +20,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from installer.hostlock import HOST_LOCK_PATH, LOCK_MARKER
 from installer.plan_model import Plan, PlanHost, Task
-from installer.runner import HOST_LOCK_PATH, LOCK_MARKER
 from installer.transport import CommandResult, FailureKind, LineCallback, TransportError
 
 TASK_RE = re.compile(r"#task:(\S+)")

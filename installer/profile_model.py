@@ -1,0 +1,195 @@
+"""The profile format: ``profile.yaml`` as pydantic models.
+
+``ProfileMeta`` is the metadata part (title, versions, roles and what each
+role needs, options); ``ProfileSpec`` adds the secrets and the steps. Loading
+and the checks that span several fields are ``installer.profile``'s; the
+format is documented in docs/PROFILES.md.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ROLE_NAMES = ("control-plane", "etcd", "worker", "lb", "storage", "ceph-mon")
+
+STEP_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+CAPTURE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+SECRET_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Requirements(_Strict):
+    """What a host holding a role needs; preflight reads these."""
+
+    cpus: int = 1
+    memory_mb: int = 512
+    ports: tuple[int, ...] = ()
+    cpu_flags: tuple[str, ...] = ()
+    os: tuple[str, ...] = ()  # os-release ids, e.g. ubuntu, debian; empty = any
+
+
+class RoleRule(_Strict):
+    description: str = ""
+    min: int = 0
+    max: int | None = None
+    recommended: int | None = None
+    odd: bool = False  # quorum members: an even count adds no fault tolerance
+    needs_disk: bool = False  # each holder must name a storage_disk
+    needs_vip: bool = False  # holding this role needs network.vip
+    requires: Requirements = Field(default_factory=Requirements)
+
+
+class OptionSpec(_Strict):
+    """A profile option: a choice the profile offers, with a default."""
+
+    description: str = ""
+    default: str | int | bool
+    choices: tuple[str | int | bool, ...] = ()
+
+
+class ProfileMeta(_Strict):
+    name: str
+    title: str
+    description: str
+    versions: dict[str, str]
+    storage_backend: str  # none | ceph | openebs
+    requires_vip: bool = True
+    roles: dict[str, RoleRule]
+    suggest: dict[str, str] = Field(default_factory=dict)  # role -> selector, for auto roles
+    options: dict[str, OptionSpec] = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- the full format
+
+SecretKind = Literal["password", "token", "hex", "bootstrap_token", "ca"]
+
+
+class SecretSpec(_Strict):
+    """A secret generated once per cluster and kept in the 0600 secrets file.
+
+    ``ca`` makes a self-signed CA: templates read ``secrets.NAME.crt`` (public)
+    and ``secrets.NAME.key`` (secret). The others are one string: ``secrets.NAME``.
+    """
+
+    name: str
+    kind: SecretKind
+    description: str = ""
+    length: int = Field(default=24, ge=8, le=256)  # password: characters
+    bytes: int = Field(default=32, ge=8, le=256)  # token / hex: random bytes
+    subject: str | None = None  # ca: common name (default: the secret's name)
+    validity_days: int = Field(default=3650, ge=1)  # ca
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not SECRET_NAME_RE.match(value):
+            raise ValueError(f"'{value}' is not a secret name (lowercase letters, digits, '_')")
+        return value
+
+
+class FileEntry(_Strict):
+    template: str  # a file under templates/
+    path: str  # absolute path on the host; may use template variables
+    mode: str | int = "0644"  # octal string ("0600") or an int
+    owner: str | None = None  # "user:group"
+    secret: bool = False  # holds a secret: written, never shown
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, value: str | int) -> str | int:
+        if isinstance(value, str) and not re.fullmatch(r"0?[0-7]{3,4}", value):
+            raise ValueError(f"'{value}' is not an octal file mode like \"0644\"")
+        return value
+
+    @property
+    def mode_int(self) -> int:
+        return int(self.mode, 8) if isinstance(self.mode, str) else self.mode
+
+
+class CaptureEntry(_Strict):
+    name: str  # global: later steps read it with capture('name')
+    regex: str  # searched in the step's output; group "value" (or group 1) is the value
+    secret: bool = False
+    stream: Literal["stdout", "stderr"] = "stdout"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not CAPTURE_NAME_RE.match(value):
+            raise ValueError(f"'{value}' is not a capture name (letters, digits, '_', '.', '-')")
+        return value
+
+    @field_validator("regex")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        try:
+            compiled = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regex: {exc}") from None
+        if "value" not in compiled.groupindex and compiled.groups < 1:
+            raise ValueError("the regex needs a group: (?P<value>...) or (...)")
+        return value
+
+
+class StepSpec(_Strict):
+    id: str
+    title: str
+    on: str  # a host selector: see parse_host_selector
+    when: str | None = None  # a Jinja expression per host; false = no task there
+    needs: tuple[str, ...] = ()  # "step" (same host) or "step@all" (every host running it)
+    files: tuple[FileEntry, ...] = ()
+    run: str
+    check: str | None = None
+    capture: tuple[CaptureEntry, ...] = ()
+    retries: int = Field(default=0, ge=0, le=100)
+    timeout: int | str = 600  # seconds, or "90s", "10m", "1h"
+    serial: bool = False
+    destructive: bool = False
+    idempotent: bool = True
+    sudo: bool = True
+    wipes: tuple[str, ...] = ()  # disks it wipes (templates; empty results are dropped)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not STEP_ID_RE.match(value):
+            raise ValueError(f"'{value}' is not a step id (lowercase letters, digits and '-')")
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: int | str) -> int | str:
+        parse_duration(value)
+        return value
+
+    @property
+    def timeout_seconds(self) -> float:
+        return parse_duration(self.timeout)
+
+
+class ProfileSpec(ProfileMeta):
+    """Everything in profile.yaml."""
+
+    secrets: tuple[SecretSpec, ...] = ()
+    steps: tuple[StepSpec, ...] = ()
+
+
+def parse_duration(value: int | float | str) -> float:
+    """``600`` / ``"90s"`` / ``"10m"`` / ``"1h"`` → seconds."""
+    if isinstance(value, int | float):
+        if value <= 0:
+            raise ValueError("a timeout must be positive")
+        return float(value)
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*", value)
+    if not m:
+        raise ValueError(f'\'{value}\' is not a duration (e.g. 600, "90s", "10m", "1h")')
+    n = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+    if n <= 0:
+        raise ValueError("a timeout must be positive")
+    return n
