@@ -156,7 +156,18 @@ PROBES: tuple[Probe, ...] = (
         "elif command -v netstat >/dev/null 2>&1; then netstat -ltn\n"
         "else echo 'ss: command not found'; exit 127; fi",
     ),
-    Probe("ufw", _needs_tool("ufw", "$T $SUDO ufw status"), needs_root=True),
+    Probe(
+        "ufw",
+        _needs_tool(
+            "ufw",
+            # ufw's own files instead of `ufw status`: same facts, a fraction of the CPU.
+            "$T grep -E '^ENABLED=' /etc/ufw/ufw.conf || exit 1\n"
+            "grep -qiE '^ENABLED=\"?yes' /etc/ufw/ufw.conf || exit 0\n"
+            "rules=$($T $SUDO cat /etc/ufw/user.rules /etc/ufw/user6.rules) || exit 1\n"
+            "printf '%s\\n' \"$rules\" | grep '^### tuple' || true",
+        ),
+        needs_root=True,
+    ),
     Probe(
         "firewalld",
         _needs_tool(
@@ -384,7 +395,7 @@ def _time_sync(r: _Reader) -> TimeSync | None:
 
 
 _FIREWALL_PARSERS: tuple[tuple[str, Callable[[str], Firewall | None]], ...] = (
-    ("ufw", F.parse_ufw_status),
+    ("ufw", F.parse_ufw),
     ("firewalld", F.parse_firewalld),
     ("nft", F.parse_nft_ruleset),
     ("iptables", F.parse_iptables_input),

@@ -27,6 +27,8 @@ from installer.facts.firewall import (
     parse_firewalld,
     parse_iptables_input,
     parse_nft_ruleset,
+    parse_ufw,
+    parse_ufw_rules,
     parse_ufw_status,
 )
 from installer.facts.network import (
@@ -103,6 +105,8 @@ __all__ = [
     "parse_systemd",
     "parse_time_services",
     "parse_timedatectl",
+    "parse_ufw",
+    "parse_ufw_rules",
     "parse_ufw_status",
     "parse_vgs",
     "parse_virtualization",
