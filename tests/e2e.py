@@ -9,6 +9,7 @@ and scan everything written for secrets.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -123,11 +124,38 @@ class Install:
         return found
 
 
+def isolated_spec(spec: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``spec`` with a loopback /24 of its own, so labs of concurrent tests never collide."""
+    out = dict(spec or {})
+    if "base_address" not in out:
+        net = f"127.{random.randint(100, 199)}.{random.randint(1, 254)}"
+        out["base_address"] = f"{net}.11"
+        out.setdefault("vip", f"{net}.100")
+    return out
+
+
 @contextmanager
-def lab_install(root: Path, profile: str, *extra: str) -> Iterator[Install]:
-    """A fresh lab for ``profile`` and an empty state directory; always torn down."""
+def lab_install(
+    root: Path, profile: str, *extra: str, spec: dict[str, Any] | None = None
+) -> Iterator[Install]:
+    """A fresh lab for ``profile`` and an empty state directory; always torn down.
+
+    ``spec`` (or ``--spec FILE`` in ``extra``) is the lab spec, faults included;
+    it gets its own loopback addresses unless it names some.
+    """
+    args = list(extra)
+    if "--spec" in args:
+        i = args.index("--spec")
+        spec = {**(yaml.safe_load(Path(args[i + 1]).read_text()) or {}), **(spec or {})}
+        del args[i : i + 2]
+    spec_file = root / "lab-spec.yaml"
+    root.mkdir(parents=True, exist_ok=True)
+    spec_file.write_text(yaml.safe_dump(isolated_spec(spec)))
     lab_dir = root / "lab"
-    r = cli("lab", "up", "--dir", str(lab_dir), "--profile", profile, *extra, timeout=300)
+    r = cli(
+        "lab", "up", "--dir", str(lab_dir), "--profile", profile, "--spec", str(spec_file), *args,
+        timeout=300,
+    )  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
     lab = Lab(lab_dir)
     try:
