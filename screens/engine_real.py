@@ -1,0 +1,438 @@
+"""``RealEngine``'s implementation: the wizard's calls mapped onto ``installer.*``.
+
+Imported only when the wizard first needs the engine. Every engine function
+is reached through ``_engine_attr`` so that a part of the engine this build
+lacks becomes ``EngineUnavailable`` naming it, never a made-up result. Each
+function only converts the engine's answers into the view types the screens
+show; the decisions are the engine's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from installer.answers import Answers, Host
+from installer.errors import OperatorError
+from installer.events import RunSummary
+from installer.hostfacts import HostFacts
+from installer.profile import ProfileMeta
+from screens.engine_adapters import (
+    CheckResult,
+    DiscoveryFailed,
+    DiskVerdict,
+    DoneInfo,
+    EngineUnavailable,
+    Feature,
+    HostKeyPrompt,
+    HostKeyQuestion,
+    PlanPreview,
+    PreflightView,
+    RenderedFile,
+    ResumeInfo,
+    RunRequest,
+    StorageEstimateView,
+    Verdict,
+    VolumeSpec,
+    _engine_attr,
+)
+
+# --------------------------------------------------------------------------- discovery
+
+
+async def discover(
+    answers: Answers,
+    host: Host,
+    environ: Mapping[str, str],
+    on_unknown_key: HostKeyPrompt,
+) -> HostFacts:
+    """Reach one host and discover it with the pipeline's own pieces (``installer.gather``:
+    discovery plus the sudo check), asking the operator about an unknown host key."""
+    connections_cls = _engine_attr("installer.connections", "Connections")
+    ssh_connector = _engine_attr("installer.connections", "ssh_connector")
+    gather = _engine_attr("installer.gather", "gather")
+    from installer.transport import TransportError
+
+    known_hosts = answers.ssh_for(host).known_hosts
+
+    async def ask(label: str, fingerprint: str) -> bool:
+        return await on_unknown_key(
+            HostKeyQuestion(
+                host=label,
+                address=host.address,
+                key_type="",
+                fingerprint=fingerprint,
+                known_hosts=known_hosts,
+            )
+        )
+
+    one = answers.model_copy(update={"hosts": [host]})
+    conns = connections_cls([host.label], ssh_connector(one, environ, on_unknown_host_key=ask))
+    try:
+        (reach,) = await conns.reach_all()
+        err = reach.error
+        if isinstance(err, TransportError):
+            raise DiscoveryFailed(err.kind.value, err.detail, err.hint)
+        if isinstance(err, OperatorError):
+            raise DiscoveryFailed("settings", err.message, err.hint)
+        gathered = await gather(one, conns)  # reuses the connection just opened
+    finally:
+        await conns.close()
+    problem = gathered.problems.get(host.label)
+    if problem is not None:
+        kind = "discovery incomplete" if host.label in gathered.facts else "not usable"
+        if "sudo" in problem.message:
+            kind = "sudo failed"
+        raise DiscoveryFailed(kind, problem.message, problem.hint)
+    facts: HostFacts = gathered.facts[host.label]
+    return facts
+
+
+# --------------------------------------------------------------------------- preflight
+
+
+def preflight(
+    answers: Answers,
+    meta: ProfileMeta,
+    facts: Mapping[str, HostFacts],
+    now: float | None = None,
+) -> PreflightView:
+    run_preflight = _engine_attr("installer.preflight", "run_preflight")
+    check_title = _engine_attr("installer.preflight", "check_title")
+    report = run_preflight(answers, meta, facts, now=time.time() if now is None else now)
+    return _preflight_view(report, check_title)
+
+
+def _preflight_view(report: Any, check_title: Any) -> PreflightView:
+    findings = tuple(
+        CheckResult(f.check, f.host, f.status, f.message, f.fix or "", f.detail)
+        for f in report.findings
+    )
+    order = tuple(report.checks())
+    return PreflightView(findings, order, tuple((c, str(check_title(c))) for c in order))
+
+
+# --------------------------------------------------------------------------- storage
+
+
+_DISK_STATUS = {"allowed": "allowed", "needs-wipe": "consent", "disallowed": "disallowed"}
+
+
+def disk_verdicts(answers: Answers, host: Host, facts: HostFacts) -> list[DiskVerdict]:
+    disk_candidates = _engine_attr("installer.storage_disks", "disk_candidates")
+    out = []
+    for cand in disk_candidates(facts, host.label):
+        if cand.status == "disallowed":
+            reason = "; ".join(r.message for r in cand.reasons)
+        elif cand.status == "needs-wipe":
+            reason = "; ".join(r.message for r in cand.wipe_reasons)
+        else:
+            reason = ""
+        warning = ""
+        if not cand.disk_id.stable:
+            warning = (
+                f"no stable id (by-id link or WWN): {cand.disk_id.answer_path} "
+                "can change across reboots"
+            )
+        out.append(
+            DiskVerdict(
+                path=cand.path,
+                stable_id=cand.disk_id.answer_path,
+                status=_DISK_STATUS[cand.status],  # type: ignore[arg-type]
+                reason=reason,
+                warning=warning,
+                aliases=tuple(sorted(cand.aliases())),
+            )
+        )
+    return out
+
+
+def features() -> list[Feature]:
+    load_catalogue = _engine_attr("installer.workloads", "load_catalogue")
+    cat = load_catalogue()
+    return [Feature(name, f.title, tuple(f.volumes), f.help) for name, f in cat.features.items()]
+
+
+def _resolved(answers: Answers) -> list[Any]:
+    load_catalogue = _engine_attr("installer.workloads", "load_catalogue")
+    resolve_volumes = _engine_attr("installer.workloads", "resolve_volumes")
+    volumes, _problems = resolve_volumes(load_catalogue(), answers.storage)
+    return list(volumes)
+
+
+def volumes(answers: Answers) -> list[VolumeSpec]:
+    return [
+        VolumeSpec(
+            v.name,
+            v.size_gib,
+            v.shared,
+            v.replicas if v.shared else None,
+            v.title,
+            v.feature,
+        )
+        for v in _resolved(answers)
+    ]
+
+
+def estimate(
+    answers: Answers, meta: ProfileMeta, facts: Mapping[str, HostFacts]
+) -> StorageEstimateView:
+    estimate_for_answers = _engine_attr("installer.storage", "estimate_for_answers")
+    format_estimate = _engine_attr("installer.storage", "format_estimate")
+    est = estimate_for_answers(answers, facts, _resolved(answers))
+    lines = tuple(str(line) for line in format_estimate(est))
+    problems = tuple(p.message for p in est.problems if p.severity == "error")
+    fixes = tuple(p.fix for p in est.problems if p.fix)
+    return StorageEstimateView(
+        est.backend, _verdict(est.verdict), lines, problems, fixes, _summary(est)
+    )
+
+
+def _verdict(value: str) -> Verdict:
+    return value if value in ("ok", "tight", "insufficient") else "none"  # type: ignore[return-value]
+
+
+def _pct(u: float | None) -> str:
+    return f" ({u:.0%})" if u is not None else ""
+
+
+def _summary(est: Any) -> tuple[tuple[str, str, Verdict], ...]:
+    """Required versus available, one row per part, from the estimate's own figures."""
+    fmt = _engine_attr("installer.storage_estimate", "fmt")
+    rows: list[tuple[str, str, Verdict]] = []
+    s, u = est.shared, est.unshared
+    if s.volumes or est.backend != "none":
+        rows.append(
+            (
+                "Shared",
+                f"{fmt(s.required_gib)} of {fmt(s.available_gib)}{_pct(s.utilization)}",
+                _verdict(s.verdict),
+            )
+        )
+    if u.volumes:
+        where = f" on {u.tightest_node}" if u.tightest_node else ""
+        rows.append(
+            (
+                "Each node",
+                f"{fmt(u.required_gib_per_node)} of {fmt(u.available_gib_tightest_node)}"
+                f"{where}{_pct(u.utilization)}",
+                _verdict(u.verdict),
+            )
+        )
+    return tuple(rows)
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def _state_dir(answers: Answers) -> Path:
+    default_state_dir = _engine_attr("installer.journal", "default_state_dir")
+    path: Path = default_state_dir(answers.cluster.name)
+    return path
+
+
+def _secrets(answers: Answers, profile: Any) -> tuple[dict[str, str], Any]:
+    """The profile's secrets from the state directory (generated once, kept 0600)."""
+    load_secrets = _engine_attr("installer.secrets", "load_secrets")
+    save_secrets = _engine_attr("installer.secrets", "save_secrets")
+    ensure_secrets = _engine_attr("installer.secrets", "ensure_secrets")
+    secrets_path = _engine_attr("installer.secrets", "secrets_path")
+    spath = secrets_path(_state_dir(answers))
+    store = load_secrets(spath)
+    values, made = ensure_secrets(profile.spec.secrets, store.generated)
+    if made:
+        store.generated = values
+        save_secrets(spath, store)
+    return dict(values), store
+
+
+def plan(
+    answers: Answers,
+    meta: ProfileMeta,
+    facts: Mapping[str, HostFacts],
+    now: float | None = None,
+) -> PlanPreview:
+    load_profile = _engine_attr("installer.profile", "load_profile")
+    make_plan = _engine_attr("installer.plan", "make_plan")
+    redactor_for = _engine_attr("installer.secrets", "redactor_for")
+    profile = load_profile(answers.profile)
+    values, store = _secrets(answers, profile)
+    the_plan = make_plan(answers, profile, facts=facts, secrets=values)
+    redactor = redactor_for(profile.spec.secrets, values, store.captured.values())
+    files = tuple(
+        RenderedFile(
+            task.host,
+            f.path,
+            "" if f.secret else redactor.redact(f.content),
+            f.secret,
+        )
+        for task in the_plan.tasks
+        for f in task.files
+    )
+    findings: tuple[CheckResult, ...] = ()
+    with contextlib.suppress(EngineUnavailable):
+        findings = preflight(answers, meta, facts, now).findings
+    wipes = tuple(dict.fromkeys((t.host, d) for t in the_plan.tasks for d in t.wipes))
+    return PlanPreview(the_plan, files, findings, wipes)
+
+
+# --------------------------------------------------------------------------- journal
+
+
+def unfinished_run() -> ResumeInfo | None:
+    """The most recent state directory whose journal has steps not done."""
+    from installer.paths import default_state_root
+
+    journal_cls = _engine_attr("installer.journal", "Journal")
+    db_name = _engine_attr("installer.journal", "DB_NAME")
+    root = default_state_root()
+    if not root.is_dir():
+        return None
+    candidates = sorted(
+        (p for p in root.iterdir() if (p / db_name).is_file()),
+        key=lambda p: (p / db_name).stat().st_mtime,
+        reverse=True,
+    )
+    for state in candidates:
+        with journal_cls.open_readonly(state) as journal:
+            tasks = journal.tasks()
+            runs = journal.runs()
+        if not tasks or not runs:
+            continue
+        done = sum(1 for t in tasks if t.status.value in ("done", "excluded"))
+        if done == len(tasks):
+            continue
+        failed = tuple(
+            f"{t.host}: {t.step}" + (f" (exit {t.exit_code})" if t.exit_code is not None else "")
+            for t in tasks
+            if t.status.value in ("failed", "interrupted")
+        )
+        last = runs[-1]
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(last.started_at))
+        answers_file = state / "answers.yaml"
+        return ResumeInfo(
+            cluster=state.name,
+            state_dir=str(state),
+            total=len(tasks),
+            done=done,
+            failed=failed,
+            last_run=f"last run {when}, {last.status}",
+            answers_path=str(answers_file) if answers_file.is_file() else None,
+        )
+    return None
+
+
+def discard_run(info: ResumeInfo) -> None:
+    """Move the journal aside (never deleted outright: it is the only record)."""
+    db_name = _engine_attr("installer.journal", "DB_NAME")
+    state = Path(info.state_dir)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for name in (db_name, f"{db_name}-wal", f"{db_name}-shm"):
+        p = state / name
+        if p.exists():
+            p.rename(state / f"{name}.discarded-{stamp}")
+
+
+# --------------------------------------------------------------------------- the run
+
+
+class _Handle:
+    """A Runner started by the wizard; the App keeps it."""
+
+    def __init__(self) -> None:
+        self.runner: Any = None
+        self.task: asyncio.Task[RunSummary | None] | None = None
+        self.stop_requested = False
+
+    def stop(self) -> None:
+        self.stop_requested = True
+        if self.runner is not None:
+            self.runner.request_stop("stopped from the wizard")
+
+    async def wait(self) -> RunSummary | None:
+        if self.task is None:
+            return None
+        return await self.task
+
+
+def start_run(request: RunRequest) -> _Handle:
+    """Run the plan as ``headless.run_install`` does, keeping the Runner to stop it."""
+    journal_cls = _engine_attr("installer.journal", "Journal")
+    runner_cls = _engine_attr("installer.runner", "Runner")
+    run_options = _engine_attr("installer.runner", "RunOptions")
+    vault_cls = _engine_attr("installer.headless", "SecretsFileVault")
+    unconsented = _engine_attr("installer.headless", "unconsented_wipes")
+    event_bus = _engine_attr("installer.events", "EventBus")
+    load_profile = _engine_attr("installer.profile", "load_profile")
+    redactor_for = _engine_attr("installer.secrets", "redactor_for")
+    secrets_path = _engine_attr("installer.secrets", "secrets_path")
+    connections_for = _engine_attr("installer.pipeline", "connections_for")
+    from screens.save import save_answers
+
+    answers = request.answers
+    the_plan = request.preview.plan
+    missing = unconsented(the_plan, answers.storage.wipe)
+    if missing:
+        disks = ", ".join(sorted({d for d, _ in missing}))
+        raise OperatorError(f"the plan wipes disks that were not confirmed: {disks}")
+    state = request.state_dir or _state_dir(answers)
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # The answers of this run, so that Welcome can offer to resume it (no secrets).
+    save_answers(answers, state / "answers.yaml")
+    profile = load_profile(answers.profile)
+    values, store = _secrets(answers, profile)
+    redactor = redactor_for(profile.spec.secrets, values, store.captured.values())
+    conns = connections_for(answers, dict(request.environ))
+    handle = _Handle()
+
+    async def run() -> RunSummary | None:
+        journal = journal_cls.open(state, redactor=redactor)
+        try:
+            bus = event_bus()
+            bus.subscribe(request.emit)
+            runner = runner_cls(
+                the_plan,
+                journal,
+                conns.runner_connector(),
+                redactor=redactor,
+                secrets=vault_cls(secrets_path(state), store),
+                bus=bus,
+                options=run_options(**request.options),
+            )
+            handle.runner = runner
+            if handle.stop_requested:
+                runner.request_stop("stopped from the wizard")
+            summary: RunSummary = await runner.run()
+            return summary
+        finally:
+            journal.close()
+            await conns.close()
+
+    handle.task = asyncio.get_running_loop().create_task(run())
+    return handle
+
+
+def done_info(answers: Answers, summary: RunSummary | None, state_dir: Path) -> DoneInfo:
+    """Where the kubeconfig is (written from the profile's capture, as headless does)."""
+    net = answers.network
+    endpoint = f"https://{net.vip}:{net.api_port}" if net.vip else None
+    kubeconfig: str | None = None
+    if summary is not None and summary.exit_code == 0:
+        load_secrets = _engine_attr("installer.secrets", "load_secrets")
+        secrets_path = _engine_attr("installer.secrets", "secrets_path")
+        write_kubeconfig = _engine_attr("installer.kubeconfig", "write_kubeconfig")
+        captured = load_secrets(secrets_path(state_dir)).captured.get("kubeconfig")
+        if captured:
+            kubeconfig = str(write_kubeconfig(state_dir, captured))
+    return DoneInfo(
+        kubeconfig=kubeconfig,
+        api_endpoint=endpoint,
+        # Which storage classes a profile creates is not reported by the engine yet.
+        storage_classes=(),
+        check_commands=(),
+        state_dir=str(state_dir),
+    )
