@@ -1,4 +1,4 @@
-"""The ``fmp-install`` entry point.
+"""The ``fmp-install`` entry point: the wizard with no arguments, else a command.
 
 Only argparse and the command registry are imported at start-up; each
 command imports its own work. Every error reaching here is printed as a plain
@@ -29,6 +29,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _wizard(args: argparse.Namespace) -> int:
+    """No command and no --answers: the interactive wizard (Textual loads only now)."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print(
+            "fmp-install: the wizard needs a terminal. Without one, install headless with "
+            "`fmp-install --answers FILE --yes`; see `fmp-install --help`.",
+            file=sys.stderr,
+        )
+        return exitcodes.INVALID_INPUT
+    from screens.app import main as wizard
+
+    return wizard()
+
+
 def _report_internal_error(exc: BaseException) -> str:
     import tempfile
     import traceback
@@ -47,8 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None and getattr(args, "answers", None):
         handler = install.run
     if handler is None:
-        parser.print_help()
-        return exitcodes.OK
+        handler = _wizard
     from installer.errors import OperatorError
     from installer.problems import ProblemList
 
