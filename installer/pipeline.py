@@ -15,9 +15,13 @@ from installer.answer_checks import check_environment
 from installer.answers import Answers, load_answers, marked_document, read_answers_text
 from installer.connections import Connections, Connector, ssh_connector
 from installer.gather import Gathered, gather
+from installer.hostfacts import HostFacts
+from installer.plan_model import Plan
 from installer.preflight import PreflightReport, run_preflight
 from installer.problems import ProblemList
 from installer.profile import ProfileMeta, load_profile_meta
+from installer.redact import Redactor
+from installer.secrets import SecretStore
 from installer.transport import TransportError
 
 VIP_PROBE_TIMEOUT = 10.0
@@ -93,6 +97,23 @@ async def discover_and_check(
         installed_before=installed_before,
     )
     return Checked(answers, meta, gathered, report, started)
+
+
+def plan_for_run(
+    answers: Answers, facts: Mapping[str, HostFacts], state: Path, *, save: bool = True
+) -> tuple[Plan, SecretStore, Redactor]:
+    """Render the plan with this cluster's secrets, generating (and saving) missing ones.
+
+    Both faces call this: the same secrets and input hashes, so a headless
+    re-run resumes a wizard's install and the other way round.
+    """
+    from installer.plan import make_plan
+    from installer.profile import load_profile
+    from installer.secrets import cluster_secrets
+
+    profile = load_profile(answers.profile)
+    values, store, redactor = cluster_secrets(state, profile.spec.secrets, save=save)
+    return make_plan(answers, profile, facts=facts, secrets=values), store, redactor
 
 
 def connections_for(

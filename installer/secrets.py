@@ -259,3 +259,18 @@ def save_secrets(path: Path | str, store: SecretStore) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     os.chmod(p, FILE_MODE)
+
+
+def cluster_secrets(
+    state_dir: Path | str, specs: Iterable[SecretSpec], *, save: bool = True
+) -> tuple[dict[str, str], SecretStore, Redactor]:
+    """A cluster's secret values (missing ones generated, and saved unless ``save``
+    is False), its secrets file, and the redactor that masks them all."""
+    path = secrets_path(state_dir)
+    store = load_secrets(path)
+    specs = list(specs)
+    values, made = ensure_secrets(specs, store.generated)
+    store.generated = values
+    if made and save:
+        save_secrets(path, store)
+    return values, store, redactor_for(specs, values, extra=store.captured.values())

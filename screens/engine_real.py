@@ -235,34 +235,14 @@ def _state_dir(answers: Answers) -> Path:
     return path
 
 
-def _secrets(answers: Answers, profile: Any) -> tuple[dict[str, str], Any]:
-    """The profile's secrets from the state directory (generated once, kept 0600)."""
-    load_secrets = _engine_attr("installer.secrets", "load_secrets")
-    save_secrets = _engine_attr("installer.secrets", "save_secrets")
-    ensure_secrets = _engine_attr("installer.secrets", "ensure_secrets")
-    secrets_path = _engine_attr("installer.secrets", "secrets_path")
-    spath = secrets_path(_state_dir(answers))
-    store = load_secrets(spath)
-    values, made = ensure_secrets(profile.spec.secrets, store.generated)
-    if made:
-        store.generated = values
-        save_secrets(spath, store)
-    return dict(values), store
-
-
 def plan(
     answers: Answers,
     meta: ProfileMeta,
     facts: Mapping[str, HostFacts],
     now: float | None = None,
 ) -> PlanPreview:
-    load_profile = _engine_attr("installer.profile", "load_profile")
-    make_plan = _engine_attr("installer.plan", "make_plan")
-    redactor_for = _engine_attr("installer.secrets", "redactor_for")
-    profile = load_profile(answers.profile)
-    values, store = _secrets(answers, profile)
-    the_plan = make_plan(answers, profile, facts=facts, secrets=values)
-    redactor = redactor_for(profile.spec.secrets, values, store.captured.values())
+    plan_for_run = _engine_attr("installer.pipeline", "plan_for_run")
+    the_plan, _store, redactor = plan_for_run(answers, facts, _state_dir(answers))
     files = tuple(
         RenderedFile(
             task.host,
@@ -368,7 +348,6 @@ def start_run(request: RunRequest) -> _Handle:
     unconsented = _engine_attr("installer.headless", "unconsented_wipes")
     event_bus = _engine_attr("installer.events", "EventBus")
     load_profile = _engine_attr("installer.profile", "load_profile")
-    redactor_for = _engine_attr("installer.secrets", "redactor_for")
     secrets_path = _engine_attr("installer.secrets", "secrets_path")
     connections_for = _engine_attr("installer.pipeline", "connections_for")
     from screens.save import save_answers
@@ -384,8 +363,8 @@ def start_run(request: RunRequest) -> _Handle:
     # The answers of this run, so that Welcome can offer to resume it (no secrets).
     save_answers(answers, state / "answers.yaml")
     profile = load_profile(answers.profile)
-    values, store = _secrets(answers, profile)
-    redactor = redactor_for(profile.spec.secrets, values, store.captured.values())
+    cluster_secrets = _engine_attr("installer.secrets", "cluster_secrets")
+    _values, store, redactor = cluster_secrets(state, profile.spec.secrets)
     conns = connections_for(answers, dict(request.environ))
     handle = _Handle()
 

@@ -10,16 +10,9 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
     from pathlib import Path
 
     from rich.console import Console
-
-    from installer.answers import Answers
-    from installer.hostfacts import HostFacts
-    from installer.plan_model import Plan
-    from installer.redact import Redactor
-    from installer.secrets import SecretStore
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,7 +63,12 @@ def run(args: argparse.Namespace) -> int:
     from installer import exitcodes
     from installer.discover_report import render_findings
     from installer.journal import DB_NAME, default_state_dir
-    from installer.pipeline import connections_for, discover_and_check, load_for_run
+    from installer.pipeline import (
+        connections_for,
+        discover_and_check,
+        load_for_run,
+        plan_for_run,
+    )
     from installer.report import HeadlessReporter
 
     if args.max_parallel < 1:
@@ -95,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
             render_findings(report, console)
             if blocking:
                 return exitcodes.PREFLIGHT_FAILED
-            plan, store, redactor = _plan(
+            plan, store, redactor = plan_for_run(
                 answers, checked.gathered.facts, state, save=not args.dry_run
             )
             from installer.headless import run_install
@@ -124,32 +122,6 @@ def run(args: argparse.Namespace) -> int:
             await conns.close()
 
     return asyncio.run(go())
-
-
-def _plan(
-    answers: Answers, facts: Mapping[str, HostFacts], state: Path, *, save: bool
-) -> tuple[Plan, SecretStore, Redactor]:
-    """Render the plan with this cluster's secrets, generating (and saving) missing ones."""
-    from installer.plan import make_plan
-    from installer.profile import load_profile
-    from installer.secrets import (
-        ensure_secrets,
-        load_secrets,
-        redactor_for,
-        save_secrets,
-        secrets_path,
-    )
-
-    profile = load_profile(answers.profile)
-    path = secrets_path(state)
-    store = load_secrets(path)
-    values, made = ensure_secrets(profile.spec.secrets, store.generated)
-    store.generated = values
-    if made and save:
-        save_secrets(path, store)
-    plan = make_plan(answers, profile, facts=facts, secrets=values)
-    redactor = redactor_for(profile.spec.secrets, values, extra=store.captured.values())
-    return plan, store, redactor
 
 
 def _deliver_kubeconfig(state: Path, console: Console) -> None:
