@@ -39,16 +39,40 @@ def _need_cluster() -> dict[str, Any]:
     return st  # type: ignore[no-any-return]
 
 
-def _health(st: dict[str, Any]) -> tuple[str, list[str]]:
+# Defaults of the options the lab's clients read back (ceph config get WHO OPTION).
+CONFIG_DEFAULTS = {"osd_pool_default_size": "3", "osd_pool_default_min_size": "0",
+                   "mon_allow_pool_size_one": "false", "osd_pool_default_pg_autoscale_mode": "on",
+                   "mon_allow_pool_delete": "false", "osd_pool_default_pg_num": "32"}  # fmt: skip
+
+
+def _config_get(st: dict[str, Any], who: str, option: str) -> str | None:
+    conf = st.get("config", {})
+    for section in (who, who.split(".")[0], "global"):
+        if option in conf.get(section, {}):
+            return str(conf[section][option])
+    return CONFIG_DEFAULTS.get(option)
+
+
+def _pool_size(st: dict[str, Any]) -> int:
+    return int(_config_get(st, "mon", "osd_pool_default_size") or 3)
+
+
+def _health_checks(st: dict[str, Any]) -> list[tuple[str, str]]:
     checks = []
     osds = len(st.get("osds", []))
-    size = 3
+    size = _pool_size(st)
     if osds < size:
-        checks.append(f"OSD count {osds} < osd_pool_default_size {size}")
-    for p in st.get("pools", {}).values():
-        if not p.get("application"):
-            checks.append("1 pool(s) do not have an application enabled")
-            break
+        checks.append(("TOO_FEW_OSDS", f"OSD count {osds} < osd_pool_default_size {size}"))
+    bare = [n for n, p in st.get("pools", {}).items() if not p.get("application")]
+    if bare:
+        checks.append(
+            ("POOL_APP_NOT_ENABLED", f"{len(bare)} pool(s) do not have an application enabled")
+        )
+    return checks
+
+
+def _health(st: dict[str, Any]) -> tuple[str, list[str]]:
+    checks = [m for _, m in _health_checks(st)]
     return ("HEALTH_OK" if not checks else "HEALTH_WARN"), checks
 
 
@@ -66,17 +90,43 @@ def _status(st: dict[str, Any], fmt: str | None) -> None:
                     "health": {
                         "status": health,
                         "checks": {
-                            f"CHECK{i}": {"summary": {"message": c}} for i, c in enumerate(checks)
+                            code: {
+                                "severity": "HEALTH_WARN",
+                                "summary": {"message": m, "count": 1},
+                                "muted": False,
+                            }
+                            for code, m in _health_checks(st)
                         },
+                        "mutes": [],
                     },
                     "quorum_names": st.get("mons", []),
                     "osdmap": {
+                        "epoch": 10 + len(osds),
                         "num_osds": len(osds),
                         "num_up_osds": len(osds),
+                        "osd_up_since": int(st.get("created", 0)),
                         "num_in_osds": len(osds),
+                        "osd_in_since": int(st.get("created", 0)),
+                        "num_remapped_pgs": 0,
                     },
-                    "pgmap": {"num_pools": len(pools), "num_pgs": pgs, "bytes_total": total},
-                    "monmap": {"num_mons": len(st.get("mons", []))},
+                    "pgmap": {
+                        "pgs_by_state": [{"state_name": "active+clean", "count": pgs}]
+                        if pgs
+                        else [],
+                        "num_pgs": pgs,
+                        "num_pools": len(pools),
+                        "num_objects": 0,
+                        "data_bytes": 0,
+                        "bytes_used": len(osds) * 27 * 1024**2,
+                        "bytes_avail": total - len(osds) * 27 * 1024**2,
+                        "bytes_total": total,
+                    },
+                    "monmap": {
+                        "epoch": len(st.get("mons", [])),
+                        "min_mon_release_name": _release(st),
+                        "num_mons": len(st.get("mons", [])),
+                    },
+                    "fsmap": {"epoch": 1, "by_rank": [], "up:standby": 0},
                 }
             )
         )
@@ -95,6 +145,11 @@ def _status(st: dict[str, Any], fmt: str | None) -> None:
         f"    mgr: {mgrs[0]}.{base.rand_alnum(6)}(active, since 4m)"
         + (f", standbys: {', '.join(mgrs[1:])}" if len(mgrs) > 1 else "")
     )
+    fs = st.get("filesystems", {})
+    if fs:
+        mds = st.get("mds", {})
+        hosts = sum(len(v) for v in mds.values())
+        out(f"    mds: {len(fs)}/{len(fs)} daemons up, {max(0, hosts - len(fs))} standby")
     out(f"    osd: {len(osds)} osds: {len(osds)} up (since 2m), {len(osds)} in (since 2m)")
     out("\n  data:")
     out(f"    pools:   {len(pools)} pools, {pgs} pgs")
@@ -154,12 +209,22 @@ def ceph(args: list[str]) -> int:
         out(st["fsid"])
         return 0
     if cmd[:1] in (["version"], ["versions"]):
-        out(f"ceph version {VERSION} (c92aebb279828e9c3c1f5d24613efca272649e62) squid (stable)")
+        return _versions(st, cmd[0])
+    if cmd[:1] == ["quorum_status"]:
+        out(json.dumps(_quorum(st)))
         return 0
+    if cmd[:1] == ["cephadm"]:
+        if cmd[1:2] == ["get-pub-key"]:
+            out(st["pubkey"])
+        return 0
+    if cmd[:1] == ["config"]:
+        return _config(cmd[1:])
+    if cmd[:1] == ["fs"]:
+        return _fs(cmd[1:], args, fmt)
     if cmd[:1] == ["orch"]:
         return _orch(cmd[1:], args, fmt)
     if cmd[:1] == ["osd"]:
-        return _osd(cmd[1:], fmt)
+        return _osd(cmd[1:], fmt, args)
     if cmd[:1] == ["auth"]:
         return _auth(cmd[1:])
     if cmd[:1] == ["mon"]:
@@ -186,12 +251,209 @@ def ceph(args: list[str]) -> int:
             f"--- RAW STORAGE ---\nCLASS     SIZE    AVAIL    USED  RAW USED  %RAW USED\nssd    {total // 1024**3} GiB  {total // 1024**3} GiB  0 B   0 B       0"
         )
         return 0
-    if cmd[:1] in (["config"], ["mgr"], ["dashboard"], ["crash"], ["tell"]):
+    if cmd[:1] in (["mgr"], ["dashboard"], ["crash"], ["tell"]):
         return 0
     die(
         f"no valid command found; 10 closest matches:\n{' '.join(cmd)}\nError EINVAL: invalid command",
         22,
     )
+
+
+def _release(st: dict[str, Any]) -> str:
+    from installer.lab.shims.cephadm import release_name
+
+    return release_name(str(st.get("version") or VERSION))
+
+
+def _ceph_version_line(st: dict[str, Any]) -> str:
+    from installer.lab.shims.cephadm import release_name
+
+    v = str(st.get("version") or VERSION)
+    return f"ceph version {v} (c92aebb279828e9c3c1f5d24613efca272649e62) {release_name(v)} (stable)"
+
+
+def _versions(st: dict[str, Any], verb: str) -> int:
+    line = _ceph_version_line(st)
+    if verb == "version":
+        out(line)
+        return 0
+    counts = {"mon": len(st.get("mons", [])), "mgr": len(st.get("mgrs", [])),
+              "osd": len(st.get("osds", [])), "mds": sum(len(v) for v in st.get("mds", {}).values())}  # fmt: skip
+    body: dict[str, Any] = {k: {line: n} for k, n in counts.items() if n}
+    body["overall"] = {line: sum(counts.values())}
+    out(json.dumps(body, indent=4))
+    return 0
+
+
+def _quorum(st: dict[str, Any]) -> dict[str, Any]:
+    mons = st.get("mons", [])
+    hosts = st.get("hosts", {})
+    from installer.lab.shims.cephadm import release_name
+
+    v = str(st.get("version") or VERSION)
+    monmap = [
+        {"rank": i, "name": m,
+         "public_addrs": {"addrvec": [{"type": "v2", "addr": f"{hosts.get(m, {}).get('addr')}:3300", "nonce": 0},
+                                      {"type": "v1", "addr": f"{hosts.get(m, {}).get('addr')}:6789", "nonce": 0}]},
+         "addr": f"{hosts.get(m, {}).get('addr')}:6789/0", "public_addr": f"{hosts.get(m, {}).get('addr')}:6789/0",
+         "priority": 0, "weight": 0, "crush_location": "{}"}
+        for i, m in enumerate(mons)
+    ]  # fmt: skip
+    return {
+        "election_epoch": 2 * len(mons) + 6, "quorum": list(range(len(mons))), "quorum_names": list(mons),
+        "quorum_leader_name": mons[0] if mons else "", "quorum_age": int(time.time() - st.get("created", time.time())),
+        "features": {"quorum_con": "4541880224203014143", "quorum_mon": ["kraken", "luminous", "mimic", "osdmap-prune",
+                                                                        "nautilus", "octopus", "pacific", "elector-pinging",
+                                                                        "quincy", "reef", "squid"]},
+        "monmap": {"epoch": len(mons), "fsid": st["fsid"], "min_mon_release": int(v.split(".")[0]),
+                   "min_mon_release_name": release_name(v), "election_strategy": 1, "disallowed_leaders": "",
+                   "stretch_mode": False, "tiebreaker_mon": "", "removed_ranks": "", "mons": monmap},
+    }  # fmt: skip
+
+
+def _config(cmd: list[str]) -> int:
+    sub = cmd[0] if cmd else ""
+    if sub == "set" and len(cmd) >= 4:
+        who, option, value = cmd[1], cmd[2], cmd[3]
+        with base.cluster_state(CEPH) as s:
+            s.setdefault("config", {}).setdefault(who, {})[option] = value
+        return 0
+    if sub == "get" and len(cmd) >= 3:
+        found = _config_get(base.peek_cluster(CEPH), cmd[1], cmd[2])
+        if found is None:
+            die(f"Error ENOENT: unrecognized key '{cmd[2]}'", 2)
+        out(found)
+        return 0
+    if sub in ("rm", "remove") and len(cmd) >= 3:
+        with base.cluster_state(CEPH) as s:
+            s.setdefault("config", {}).get(cmd[1], {}).pop(cmd[2], None)
+        return 0
+    if sub == "dump":
+        out("WHO     MASK  LEVEL     OPTION                   VALUE  RO")
+        for who, opts in base.peek_cluster(CEPH).get("config", {}).items():
+            for k, v in opts.items():
+                out(f"{who:<7}       advanced  {k:<24} {v:<6} ")
+        return 0
+    return 0
+
+
+def _fs(cmd: list[str], args: list[str], fmt: str | None) -> int:
+    sub = cmd[0] if cmd else ""
+    if sub == "volume" and cmd[1:2] == ["create"] and len(cmd) > 2:
+        name = cmd[2]
+        placement = base.opt(args, "--placement")
+        with base.cluster_state(CEPH) as s:
+            fss = s.setdefault("filesystems", {})
+            if name not in fss:
+                pools = s.setdefault("pools", {})
+                meta, data = f"cephfs.{name}.meta", f"cephfs.{name}.data"
+                for pool in (meta, data):
+                    pools.setdefault(pool, _new_pool(s, 16, "cephfs"))
+                fss[name] = {"metadata_pool": meta, "data_pools": [data]}
+                s.setdefault("services", {})[f"mds.{name}"] = {
+                    "placement": _placement_spec(placement) if placement else {"count": 2}
+                }
+                _reconcile(s)
+        return 0
+    if sub in ("ls", "volume") and (sub == "ls" or cmd[1:2] == ["ls"]):
+        st = base.peek_cluster(CEPH)
+        pools = list(st.get("pools", {}))
+        rows = [
+            {"name": n, "metadata_pool": f["metadata_pool"],
+             "metadata_pool_id": pools.index(f["metadata_pool"]) + 1 if f["metadata_pool"] in pools else 0,
+             "data_pool_ids": [pools.index(d) + 1 for d in f["data_pools"] if d in pools],
+             "data_pools": f["data_pools"]}
+            for n, f in st.get("filesystems", {}).items()
+        ]  # fmt: skip
+        if sub == "volume":
+            out(json.dumps([{"name": r["name"]} for r in rows], indent=4))
+        elif fmt and fmt.startswith("json"):
+            out(json.dumps(rows))
+        elif not rows:
+            out("No filesystems enabled")
+        else:
+            for r in rows:
+                out(
+                    f"name: {r['name']}, metadata pool: {r['metadata_pool']}, data pools: [{' '.join(r['data_pools'])} ]"
+                )
+        return 0
+    return 0
+
+
+def _placement_spec(spec: str | None) -> dict[str, Any]:
+    """A --placement string as the service spec's placement (label:mon, "3 a b c", count:2, a,b)."""
+    if not spec:
+        return {}
+    spec = spec.strip("'\"")
+    if spec.startswith("label:"):
+        return {"label": spec.split(":", 1)[1]}
+    if spec.startswith("count:"):
+        return {"count": int(spec.split(":", 1)[1])}
+    words = [w for w in re.split(r"[ ,;]", spec) if w]
+    placement: dict[str, Any] = {}
+    if words and words[0].isdigit():
+        placement["count"] = int(words.pop(0))
+    if words == ["*"]:
+        return {**placement, "host_pattern": "*"}
+    if words:
+        placement["hosts"] = words
+    return placement
+
+
+def _placed(placement: dict[str, Any], hosts: dict[str, Any]) -> list[str]:
+    """The hosts a placement puts daemons on, as cephadm's scheduler picks them."""
+    if "label" in placement:
+        chosen = [h for h, v in hosts.items() if placement["label"] in v["labels"]]
+    elif "hosts" in placement:
+        chosen = [h for h in placement["hosts"] if h in hosts]
+    else:
+        chosen = list(hosts)
+    if "count" in placement:
+        chosen = chosen[: int(placement["count"])]
+    return chosen
+
+
+def _reconcile(s: dict[str, Any]) -> None:
+    """What the cephadm mgr module does in the background: daemons where the specs place them,
+    and ceph.conf with the admin keyring on the hosts labelled _admin."""
+    services = s.setdefault("services", {})
+    hosts = s.get("hosts", {})
+    if "mon" in services:
+        s["mons"] = _placed(services["mon"].get("placement", {}), hosts) or s.get("mons", [])
+    if "mgr" in services:
+        s["mgrs"] = _placed(services["mgr"].get("placement", {}), hosts) or s.get("mgrs", [])
+    s["mds"] = {
+        name.split(".", 1)[1]: _placed(spec.get("placement", {}), hosts)
+        for name, spec in services.items()
+        if name.startswith("mds.")
+    }
+    mon_host = ",".join(
+        f"[v2:{hosts[m]['addr']}:3300/0,v1:{hosts[m]['addr']}:6789/0]"
+        for m in s["mons"]
+        if m in hosts
+    )
+    conf = f"# minimal ceph.conf for {s['fsid']}\n[global]\n\tfsid = {s['fsid']}\n\tmon_host = {mon_host}\n"
+    keyring = f"[client.admin]\n\tkey = {s['auth']['client.admin']['key']}\n"
+    for host, v in hosts.items():
+        if "_admin" not in v["labels"]:
+            continue
+        etc = PEERS / host / "etc" / "ceph"
+        try:
+            etc.mkdir(parents=True, exist_ok=True)
+            (etc / "ceph.conf").write_text(conf, encoding="utf-8")
+            kr = etc / "ceph.client.admin.keyring"
+            kr.write_text(keyring, encoding="utf-8")
+            kr.chmod(0o600)
+        except OSError:
+            continue
+
+
+def _new_pool(s: dict[str, Any], pg_num: int, application: str | None = None) -> dict[str, Any]:
+    size = _pool_size(s)
+    return {"pg_num": pg_num, "pgp_num": pg_num, "size": size, "min_size": max(1, size - size // 2),
+            "pg_autoscale_mode": _config_get(s, "mon", "osd_pool_default_pg_autoscale_mode") or "on",
+            "bulk": "false", "application": application,
+            "id": max([int(p.get("id", 0)) for p in s.get("pools", {}).values()] + [0]) + 1}  # fmt: skip
 
 
 def _orch(cmd: list[str], args: list[str], fmt: str | None) -> int:
@@ -206,11 +468,17 @@ def _orch(cmd: list[str], args: list[str], fmt: str | None) -> int:
             )
         addr = addr or peer["address"]
         st = base.peek_cluster(CEPH)
-        authorized = PEERS / peer["name"] / "root" / ".ssh" / "authorized_keys"
+        from installer.lab.shims.cephadm import user_home
+
+        user = st.get("ssh_user", "root")
+        authorized = user_home(user, PEERS / peer["name"]) / ".ssh" / "authorized_keys"
         keys = authorized.read_text(encoding="utf-8") if authorized.exists() else ""
-        if st["pubkey"] not in keys:
+        # sshd matches the key type and blob of each authorized_keys line (options before
+        # them allowed); the comment does not count.
+        blob = st["pubkey"].split()[1]
+        if not any(blob in line.split()[1:] for line in keys.splitlines() if line.strip()):
             die(
-                f"Error EINVAL: Failed to connect to {host} ({addr}). Permission denied\nLog: Opening SSH connection to {addr}, port 22\n[conn=1] Connected to SSH server at {addr}\n[conn=1] Auth for user root failed\n\nPlease make sure that the host is reachable and accepts connections using the cephadm SSH key\n\nTo add the cephadm SSH key to the host:\n> ceph cephadm get-pub-key > ~/ceph.pub\n> ssh-copy-id -f -i ~/ceph.pub root@{addr}",
+                f"Error EINVAL: Failed to connect to {host} ({addr}). Permission denied\nLog: Opening SSH connection to {addr}, port 22\n[conn=1] Connected to SSH server at {addr}\n[conn=1] Auth for user {user} failed\n\nPlease make sure that the host is reachable and accepts connections using the cephadm SSH key\n\nTo add the cephadm SSH key to the host:\n> ceph cephadm get-pub-key > ~/ceph.pub\n> ssh-copy-id -f -i ~/ceph.pub {user}@{addr}",
                 22,
             )
         labels = [a.split("=", 1)[1] for a in args if a.startswith("--labels=")] + (
@@ -218,6 +486,7 @@ def _orch(cmd: list[str], args: list[str], fmt: str | None) -> int:
         )
         with base.cluster_state(CEPH) as s:
             s["hosts"][host] = {"addr": addr, "labels": [lb for x in labels for lb in x.split(",")]}
+            _reconcile(s)
         out(f"Added host '{host}' with addr '{addr}'")
         return 0
     if cmd[:2] == ["host", "ls"]:
@@ -241,7 +510,9 @@ def _orch(cmd: list[str], args: list[str], fmt: str | None) -> int:
         with base.cluster_state(CEPH) as s:
             if cmd[3] not in s["hosts"]:
                 die(f"Error EINVAL: host {cmd[3]} does not exist", 22)
-            s["hosts"][cmd[3]]["labels"].append(cmd[4])
+            if cmd[4] not in s["hosts"][cmd[3]]["labels"]:
+                s["hosts"][cmd[3]]["labels"].append(cmd[4])
+            _reconcile(s)
         out(f"Added label {cmd[4]} to host {cmd[3]}")
         return 0
     if cmd[:1] == ["apply"] and len(cmd) >= 2:
@@ -251,21 +522,34 @@ def _orch(cmd: list[str], args: list[str], fmt: str | None) -> int:
             placement = args[args.index("--placement") + 1]
         if placement is None and len(cmd) > 2:
             placement = cmd[2]
+        name = (
+            service
+            if service in ("mon", "mgr", "osd", "crash") or len(cmd) < 3
+            else f"{service}.{cmd[2]}"
+        )
+        if service != "mon" and service != "mgr" and len(cmd) > 2 and placement == cmd[2]:
+            placement = None
         with base.cluster_state(CEPH) as s:
             hosts = list(s["hosts"])
-            if service in ("mon", "mgr"):
-                chosen = _placement(placement, s["hosts"]) or hosts[: 3 if service == "mon" else 2]
-                missing = [h for h in chosen if h not in s["hosts"]]
-                if missing:
-                    die(
-                        f"Error EINVAL: Cannot place <ServiceSpec for service_name={service}> on {missing[0]}: Unknown hosts",
-                        22,
-                    )
-                s["mons" if service == "mon" else "mgrs"] = chosen
-            elif service == "osd" and "--all-available-devices" in args:
+            spec: dict[str, Any] = (
+                _placement_spec(placement)
+                if placement
+                else {"count": {"mon": 5, "mgr": 2}.get(service, 2)}
+            )
+            missing = [h for h in spec.get("hosts", []) if h not in s["hosts"]]
+            if missing:
+                die(
+                    f"Error EINVAL: Cannot place <ServiceSpec for service_name={name}> on {missing[0]}: Unknown hosts",
+                    22,
+                )
+            if service == "osd" and "--all-available-devices" in args:
+                name = "osd.all-available-devices"
+                spec = {"host_pattern": "*"}
                 for host in hosts:
                     _add_osds(s, host, None)
-        out(f"Scheduled {service} update...")
+            s.setdefault("services", {})[name] = {"placement": spec}
+            _reconcile(s)
+        out(f"Scheduled {name} update...")
         return 0
     if cmd[:3] == ["daemon", "add", "osd"] and len(cmd) >= 4:
         host, _, devs = cmd[3].partition(":")
@@ -278,7 +562,9 @@ def _orch(cmd: list[str], args: list[str], fmt: str | None) -> int:
     if cmd[:2] == ["device", "ls"]:
         st = base.peek_cluster(CEPH)
         rows = []
-        for host in [cmd[2]] if len(cmd) > 2 else list(st.get("hosts", {})):
+        hostname = base.opt(args, "--hostname")
+        wanted = cmd[2:] or ([hostname] if hostname else [])
+        for host in wanted or list(st.get("hosts", {})):
             disks = base.read_json(_peer_disks(host), {}) or {"disks": []}
             from installer.lab.shims import disks as d
 
@@ -321,6 +607,13 @@ def _orch(cmd: list[str], args: list[str], fmt: str | None) -> int:
             if found is None:
                 die(f"Error EINVAL: Device path '{dev}' not found on host '{host}'", 22)
             disk, _ = found
+            active = [o for o in base.peek_cluster(CEPH).get("osds", [])
+                      if o["host"] == host and o["device"] == f"/dev/{disk['name']}"]  # fmt: skip
+            if active:
+                die(
+                    f"Error EINVAL: Unable to zap: device '{dev}' on {host} has {len(active)} active OSD (osd.{active[0]['id']}). Use 'ceph orch osd rm' first.",
+                    22,
+                )
             for vg in [n for n, v in disks["vgs"].items() if f"/dev/{disk['name']}" in v["pvs"]]:
                 del disks["vgs"][vg]
             disk.update({"parts": [], "pttype": None, "fstype": None})
@@ -329,7 +622,11 @@ def _orch(cmd: list[str], args: list[str], fmt: str | None) -> int:
             s["osds"] = [o for o in s["osds"] if not (o["host"] == host and o["device"] == dev)]
         out(f"zap successful for {dev} on {host}")
         return 0
-    if cmd[:1] in (["ps"], ["ls"], ["status"]):
+    if cmd[:1] == ["ls"]:
+        return _orch_ls(
+            base.peek_cluster(CEPH), fmt, base.opt(args, "--service_type", "--service-type")
+        )
+    if cmd[:1] in (["ps"], ["status"]):
         st = base.peek_cluster(CEPH)
         if cmd[:1] == ["status"]:
             out("Backend: cephadm\nAvailable: Yes\nPaused: No")
@@ -340,6 +637,56 @@ def _orch(cmd: list[str], args: list[str], fmt: str | None) -> int:
         for o in st.get("osds", []):
             out(f"osd.{o['id']}  {o['host']}  running")
         return 0
+    return 0
+
+
+def _orch_ls(st: dict[str, Any], fmt: str | None, service_type: str | None) -> int:
+    created = time.strftime(
+        "%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(st.get("created", time.time()))
+    )
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+    hosts = st.get("hosts", {})
+    rows = []
+    for name, spec in sorted(st.get("services", {}).items()):
+        stype, _, sid = name.partition(".")
+        placement = spec.get("placement", {})
+        if stype == "mon":
+            running = len(st.get("mons", []))
+        elif stype == "mgr":
+            running = len(st.get("mgrs", []))
+        elif stype == "mds":
+            running = len(st.get("mds", {}).get(sid, []))
+        elif stype == "osd":
+            running = len(st.get("osds", []))
+        else:
+            running = len(_placed(placement, hosts))
+        entry: dict[str, Any] = {"placement": placement, "service_name": name, "service_type": stype,
+                                 "status": {"created": created, "last_refresh": now, "running": running,
+                                            "size": running if stype == "osd" else len(_placed(placement, hosts))}}  # fmt: skip
+        if sid:
+            entry["service_id"] = sid
+        rows.append(entry)
+    if st.get("osds") and not any(r["service_type"] == "osd" for r in rows):
+        n = len(st["osds"])
+        rows.append({"placement": {}, "service_name": "osd", "service_type": "osd", "unmanaged": True,
+                     "status": {"created": created, "last_refresh": now, "running": n, "size": n}})  # fmt: skip
+    rows = [r for r in rows if not service_type or r["service_type"] == service_type]
+    if fmt and fmt.startswith("json"):
+        out(json.dumps(rows))
+        return 0
+
+    def where(p: dict[str, Any]) -> str:
+        parts = [str(p["count"])] if "count" in p else []
+        parts += [f"label:{p['label']}"] if "label" in p else []
+        parts += p.get("hosts", []) + ([p["host_pattern"]] if "host_pattern" in p else [])
+        return ";".join(parts) or "<unmanaged>"
+
+    out("NAME                       PORTS  RUNNING  REFRESHED  AGE  PLACEMENT")
+    for r in rows:
+        stat = r["status"]
+        out(
+            f"{r['service_name']:<27}        {stat['running']}/{stat['size']:<6} 2m ago     10m  {where(r['placement'])}"
+        )
     return 0
 
 
@@ -378,12 +725,23 @@ def _add_osds(s: dict[str, Any], host: str, devs: list[str] | None) -> list[int]
             found = d.find(disks, dev)
             assert found is not None
             disk, _ = found
-            osd_id = len(s["osds"])
+            taken = {o["id"] for o in s["osds"]}
+            osd_id = next(i for i in range(len(taken) + 1) if i not in taken)  # the lowest free id
             vg = f"ceph-{render.fake_uuid(host, dev, str(osd_id))}"
+            osd_fsid = render.fake_uuid(vg, "osd")
+            lv = f"osd-block-{osd_fsid}"
+            # ceph-volume's tags on the OSD's logical volume (lvs -o lv_tags).
+            tags = ",".join([
+                f"ceph.block_device=/dev/{vg}/{lv}", f"ceph.block_uuid={render.fake_uuid(lv)}",
+                "ceph.cephx_lockbox_secret=", f"ceph.cluster_fsid={s['fsid']}", "ceph.cluster_name=ceph",
+                "ceph.crush_device_class=", "ceph.encrypted=0", f"ceph.osd_fsid={osd_fsid}",
+                f"ceph.osd_id={osd_id}", "ceph.osdspec_affinity=", "ceph.type=block", "ceph.vdo=0",
+                "ceph.with_tpm=0",
+            ])  # fmt: skip
             disk["fstype"] = "LVM2_member"
             disk["ceph_osd"] = osd_id
             disks["vgs"][vg] = {"pvs": [f"/dev/{disk['name']}"], "size": disk["size"],
-                                "lvs": {f"osd-block-{render.fake_uuid(vg)}": {"size": disk["size"], "fstype": "ceph_bluestore"}}}  # fmt: skip
+                                "lvs": {lv: {"size": disk["size"], "fstype": "ceph_bluestore", "tags": tags}}}  # fmt: skip
             s["osds"].append(
                 {"id": osd_id, "host": host, "device": f"/dev/{disk['name']}", "size": disk["size"]}
             )
@@ -391,27 +749,73 @@ def _add_osds(s: dict[str, Any], host: str, devs: list[str] | None) -> list[int]
     return created
 
 
-def _osd(cmd: list[str], fmt: str | None) -> int:
+def _osd(cmd: list[str], fmt: str | None, args: list[str] | None = None) -> int:
+    as_json = bool(fmt and fmt.startswith("json"))
     if cmd[:1] == ["tree"]:
         st = base.peek_cluster(CEPH)
+        osds = st.get("osds", [])
+        hosts = list(dict.fromkeys(o["host"] for o in osds))
+        # CRUSH bucket ids: the root is -1, each host bucket takes the next odd negative id
+        # (its shadow bucket for the device class takes the even one).
+        bucket = {h: -3 - 2 * i for i, h in enumerate(hosts)}
+        if as_json:
+            nodes: list[dict[str, Any]] = [{"id": -1, "name": "default", "type": "root", "type_id": 11,
+                                            "children": [bucket[h] for h in reversed(hosts)]}]  # fmt: skip
+            for h in hosts:
+                mine = [o for o in osds if o["host"] == h]
+                nodes.append({"id": bucket[h], "name": h, "type": "host", "type_id": 1, "pool_weights": {},
+                              "children": [o["id"] for o in reversed(mine)]})  # fmt: skip
+                nodes += [{"id": o["id"], "device_class": "ssd", "name": f"osd.{o['id']}", "type": "osd",
+                           "type_id": 0, "crush_weight": round(o["size"] / 1024**4, 5), "depth": 2,
+                           "pool_weights": {}, "exists": 1, "status": "up", "reweight": 1,
+                           "primary_affinity": 1} for o in mine]  # fmt: skip
+            out(json.dumps({"nodes": nodes, "stray": []}))
+            return 0
         out("ID  CLASS  WEIGHT   TYPE NAME      STATUS  REWEIGHT  PRI-AFF")
-        total = sum(o["size"] for o in st.get("osds", [])) / 1024**4
+        total = sum(o["size"] for o in osds) / 1024**4
         out(f"-1         {total:.5f}  root default")
-        for host in dict.fromkeys(o["host"] for o in st.get("osds", [])):
+        for host in hosts:
             out(
-                f"-{len(host)}         {sum(o['size'] for o in st['osds'] if o['host'] == host) / 1024**4:.5f}      host {host}"
+                f"{bucket[host]}         {sum(o['size'] for o in osds if o['host'] == host) / 1024**4:.5f}      host {host}"
             )
-            for o in st["osds"]:
+            for o in osds:
                 if o["host"] == host:
                     out(
                         f" {o['id']}    ssd  {o['size'] / 1024**4:.5f}          osd.{o['id']}      up   1.00000  1.00000"
                     )
         return 0
+    if cmd[:1] == ["metadata"]:
+        st = base.peek_cluster(CEPH)
+        rows = [
+            {"id": o["id"], "arch": "x86_64", "back_addr": f"[v2:{st['hosts'].get(o['host'], {}).get('addr')}:6802/0]",
+             "bluestore_bdev_devices": o["device"].removeprefix("/dev/"), "ceph_version": _ceph_version_line(st),
+             "container_image": st.get("image", ""), "device_ids": "", "devices": o["device"].removeprefix("/dev/"),
+             "hostname": o["host"], "osd_objectstore": "bluestore", "osd_data": f"/var/lib/ceph/osd/ceph-{o['id']}",
+             "rotational": "0"}
+            for o in st.get("osds", [])
+        ]  # fmt: skip
+        if len(cmd) > 1:
+            rows = [r for r in rows if str(r["id"]) == cmd[1].removeprefix("osd.")]
+            if not rows:
+                die(f"Error ENOENT: osd.{cmd[1].removeprefix('osd.')} does not exist", 2)
+            out(json.dumps(rows[0], indent=4))
+            return 0
+        out(json.dumps(rows, indent=4))
+        return 0
     if cmd[:1] in (["stat"], ["ls"]):
-        osds = base.peek_cluster(CEPH).get("osds", [])
+        st = base.peek_cluster(CEPH)
+        osds = st.get("osds", [])
         if cmd[:1] == ["ls"]:
+            if as_json:
+                out(json.dumps([o["id"] for o in osds]))
+                return 0
             for o in osds:
                 out(str(o["id"]))
+        elif as_json:
+            since = int(st.get("created", time.time()))
+            out(json.dumps({"epoch": 10 + len(osds), "num_osds": len(osds), "num_up_osds": len(osds),
+                            "osd_up_since": since, "num_in_osds": len(osds), "osd_in_since": since,
+                            "num_remapped_pgs": 0}))  # fmt: skip
         else:
             out(
                 f"{len(osds)} osds: {len(osds)} up (since 2m), {len(osds)} in (since 2m); epoch: e{10 + len(osds)}"
@@ -426,11 +830,7 @@ def _osd(cmd: list[str], fmt: str | None) -> int:
                 if name in pools:
                     err(f"pool '{name}' already exists")
                     return 0
-                pools[name] = {
-                    "pg_num": int(cmd[3]) if len(cmd) > 3 and cmd[3].isdigit() else 32,
-                    "size": 3,
-                    "application": None,
-                }
+                pools[name] = _new_pool(s, int(cmd[3]) if len(cmd) > 3 and cmd[3].isdigit() else 32)
                 err(f"pool '{name}' created")
                 return 0
             if sub in ("ls", "lspools"):
@@ -441,14 +841,31 @@ def _osd(cmd: list[str], fmt: str | None) -> int:
                 p = pools.get(cmd[2])
                 if p is None:
                     die(f"Error ENOENT: unrecognized pool '{cmd[2]}'", 2)
-                out(f"{cmd[3]}: {p.get(cmd[3], p.get('pg_num') if cmd[3] == 'pgp_num' else '')}")
+                if cmd[3] not in p or cmd[3] == "application":
+                    die(f"Error EINVAL: invalid choice: '{cmd[3]}'", 22)
+                out(f"{cmd[3]}: {p[cmd[3]]}")
+                return 0
+            if sub == "autoscale-status":
+                out(
+                    "POOL          SIZE  TARGET SIZE  RATE  RAW CAPACITY   RATIO  TARGET RATIO  EFFECTIVE RATIO  BIAS  PG_NUM  NEW PG_NUM  AUTOSCALE  BULK"
+                )
+                raw = sum(o["size"] for o in s.get("osds", []))
+                for n, p in pools.items():
+                    out(f"{n:<13} 0                  {float(p.get('size', 3)):.1f}  {raw / 1024**3:>8.1f}G  0.0000                                  1.0  "
+                        f"{p.get('pg_num', 32):>6}              {p.get('pg_autoscale_mode', 'on'):<9}  {str(p.get('bulk', 'false')).capitalize()}")  # fmt: skip
+                return 0
+            if sub == "application" and len(cmd) > 3 and cmd[2] == "get":
+                p = pools.get(cmd[3])
+                if p is None:
+                    die(f"Error ENOENT: unrecognized pool '{cmd[3]}'", 2)
+                out(json.dumps({p["application"]: {}} if p.get("application") else {}, indent=4))
                 return 0
             if sub == "set" and len(cmd) > 4:
                 p = pools.get(cmd[2])
                 if p is None:
                     die(f"Error ENOENT: unrecognized pool '{cmd[2]}'", 2)
                 p[cmd[3]] = int(cmd[4]) if cmd[4].isdigit() else cmd[4]
-                err(f"set pool {list(pools).index(cmd[2]) + 1} {cmd[3]} to {cmd[4]}")
+                err(f"set pool {p.get('id', list(pools).index(cmd[2]) + 1)} {cmd[3]} to {cmd[4]}")
                 return 0
             if sub == "application" and len(cmd) > 4 and cmd[2] == "enable":
                 p = pools.get(cmd[3])
@@ -473,6 +890,13 @@ def _auth(cmd: list[str]) -> int:
             caps = dict(zip(cmd[2::2], cmd[3::2], strict=False))
             if entity not in auth:
                 auth[entity] = {"key": _key(), "caps": caps}
+            else:
+                for kind in sorted(set(caps) | set(auth[entity]["caps"])):
+                    if caps and caps.get(kind) != auth[entity]["caps"].get(kind):
+                        die(
+                            f"Error EINVAL: key for {entity} exists but cap {kind} does not match",
+                            22,
+                        )
             if sub == "get-or-create-key":
                 out(auth[entity]["key"])
             else:

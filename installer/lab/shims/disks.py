@@ -73,7 +73,9 @@ def lsblk(args: list[str]) -> int:
         cols = None
     devices = [a for a in args if a.startswith("/dev/")]
     if devices:
-        wanted = {_strip(d) for d in devices}
+        # lsblk follows symlinks such as /dev/disk/by-id/wwn-... to the kernel device
+        links = render.by_id_links(st)
+        wanted = {links.get(_strip(d).removeprefix("disk/by-id/"), _strip(d)) for d in devices}
         tree = [d for d in tree if d["name"] in wanted] or _find_children(tree, wanted)
         if not tree:
             err(f"lsblk: {devices[0]}: not a block device")
@@ -111,7 +113,8 @@ def lsblk(args: list[str]) -> int:
                 v = r.get(k)
                 if isinstance(v, list):
                     v = v[0]
-                vals.append("" if v is None else str(v).lower() if isinstance(v, bool) else str(v))
+                # the text columns RM/RO/ROTA are 0/1 (JSON has booleans)
+                vals.append("" if v is None else str(int(v)) if isinstance(v, bool) else str(v))
             if vals and depth and "l" not in letters:
                 vals[0] = "`-" * 1 + vals[0]
             out(" ".join(vals).rstrip())

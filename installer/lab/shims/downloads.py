@@ -5,6 +5,8 @@ responses (keys, installer scripts, tarballs, manifests)."""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import io
 import json
 import os
@@ -42,8 +44,13 @@ def _real_script(tool: str) -> str:
 
 
 def _tarball(files: dict[str, str]) -> bytes:
+    # The same bytes on every download, as a published release file: its
+    # checksum file (below) can then be verified.
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+    with (
+        gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w") as tar,
+    ):
         for name, content in files.items():
             data = content.encode()
             info = tarfile.TarInfo(name)
@@ -51,6 +58,172 @@ def _tarball(files: dict[str, str]) -> bytes:
             info.mode = 0o755
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+def _versioned_script(tool: str, version: str) -> str:
+    # A release binary of a given version (containerd, runc): the shim, told both.
+    return f'#!/bin/bash\nFMP_SHIM_TOOL={tool} FMP_SHIM_VERSION={version} exec {base.SHIM} "$@"\n'
+
+
+def _etcd_script(tool: str, version: str) -> str:
+    """An etcd release binary: the host's real etcd, reporting the release's version."""
+    real = base.REAL_DIR / tool
+    if not real.exists():
+        return _shim_script(tool)
+    minor = ".".join(version.split(".")[:2])
+    flag, answer = {
+        "etcd": ("--version", f"etcd Version: {version}\\nGit SHA: 0000000\\nGo Version: go1.24.9\\nGo OS/Arch: linux/amd64"),
+        "etcdctl": ("version", f"etcdctl version: {version}\\nAPI version: {minor}"),
+        "etcdutl": ("version", f"etcdutl version: {version}\\nAPI version: {minor}"),
+    }[tool]  # fmt: skip
+    return (
+        f'#!/bin/sh\nif [ "$#" = 1 ] && [ "$1" = {flag} ]; then\n'
+        f"  printf '{answer}\\n'\n  exit 0\nfi\nexec {real} \"$@\"\n"
+    )
+
+
+CNI_PLUGINS = ("bandwidth", "bridge", "dhcp", "dummy", "firewall", "host-device", "host-local",
+               "ipvlan", "loopback", "macvlan", "portmap", "ptp", "sbr", "static", "tap", "tuning",
+               "vlan", "vrf")  # fmt: skip
+
+
+def _cni_plugin(name: str, version: str) -> str:
+    return (
+        "#!/bin/sh\n# The lab's stand-in for a CNI plugin binary.\n"
+        f"echo 'CNI {name} plugin v{version}'\n"
+        "echo 'CNI protocol versions supported: 0.1.0, 0.2.0, 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0'\n"
+    )
+
+
+def release_file(host: str, path: str) -> bytes | None:
+    """GitHub release files of containerd, runc, the CNI plugins and etcd, with their checksums."""
+    if host != "github.com":
+        return None
+    m = re.fullmatch(
+        r"/containerd/containerd/releases/download/v([\d.]+)/(containerd-\1-linux-amd64\.tar\.gz)(\.sha256sum)?",
+        path,
+    )
+    if m:
+        v = m.group(1)
+        body = _tarball({
+            "bin/containerd": _versioned_script("containerd", v),
+            "bin/containerd-shim-runc-v2": _versioned_script("containerd-shim-runc-v2", v),
+            "bin/containerd-stress": _versioned_script("containerd-stress", v),
+            "bin/ctr": _versioned_script("ctr", v),
+        })  # fmt: skip
+        return _sums(body, m.group(2)) if m.group(3) else body
+    m = re.fullmatch(
+        r"/opencontainers/runc/releases/download/v([\d.]+)/(runc\.amd64|runc\.sha256sum)", path
+    )
+    if m:
+        body = _versioned_script("runc", m.group(1)).encode()
+        return _sums(body, "runc.amd64") if m.group(2) == "runc.sha256sum" else body
+    m = re.fullmatch(
+        r"/containernetworking/plugins/releases/download/v([\d.]+)/(cni-plugins-linux-amd64-v\1\.tgz)(\.sha256)?",
+        path,
+    )
+    if m:
+        v = m.group(1)
+        body = _tarball({f"./{p}": _cni_plugin(p, v) for p in CNI_PLUGINS}
+                        | {"./LICENSE": "Apache-2.0\n", "./README.md": "# CNI plugins\n"})  # fmt: skip
+        return _sums(body, m.group(2)) if m.group(3) else body
+    m = re.fullmatch(
+        r"/etcd-io/etcd/releases/download/v([\d.]+)/(etcd-v\1-linux-amd64\.tar\.gz|SHA256SUMS)",
+        path,
+    )
+    if m:
+        v = m.group(1)
+        d = f"etcd-v{v}-linux-amd64"
+        body = _tarball({f"{d}/{t}": _etcd_script(t, v) for t in ("etcd", "etcdctl", "etcdutl")}
+                        | {f"{d}/README.md": "# etcd\n"})  # fmt: skip
+        return _sums(body, f"{d}.tar.gz") if m.group(2) == "SHA256SUMS" else body
+    return None
+
+
+def _sums(body: bytes, name: str) -> bytes:
+    """A release's checksum file: sha256sum's "<hash>  <name>" lines."""
+    return f"{hashlib.sha256(body).hexdigest()}  {name}\n".encode()
+
+
+def _crd(group: str, kind: str, plural: str, scope: str = "Cluster") -> str:
+    return (
+        f"apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n"
+        f"  name: {plural}.{group}\nspec:\n  group: {group}\n  names:\n    kind: {kind}\n"
+        f"    listKind: {kind}List\n    plural: {plural}\n    singular: {kind.lower()}\n"
+        f"  scope: {scope}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n"
+        f"    schema:\n      openAPIV3Schema:\n        type: object\n"
+        f"        x-kubernetes-preserve-unknown-fields: true\n"
+    )
+
+
+def _deployment(name: str, ns: str, image: str, labels: dict[str, str]) -> str:
+    sel = "".join(f"\n      {k}: {v}" for k, v in labels.items())
+    return (
+        f"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\n"
+        f"spec:\n  replicas: 1\n  selector:\n    matchLabels:{sel}\n  template:\n    metadata:\n"
+        f"      labels:{sel.replace(chr(10) + '      ', chr(10) + '        ')}\n    spec:\n"
+        f"      containers:\n      - name: {name.rsplit('-', 1)[-1]}\n        image: {image}\n"
+    )
+
+
+# The documents that matter to the lab from well-known manifests, under their real names:
+# file name -> (a path fragment the URL must hold, the manifest).
+TIGERA_OPERATOR = "---\n".join(
+    [
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: tigera-operator\n  labels:\n"
+        "    name: tigera-operator\n    pod-security.kubernetes.io/enforce: privileged\n",
+        _crd("operator.tigera.io", "Installation", "installations"),
+        _crd("operator.tigera.io", "APIServer", "apiservers"),
+        _crd("operator.tigera.io", "ImageSet", "imagesets"),
+        _crd("operator.tigera.io", "TigeraStatus", "tigerastatuses"),
+        _crd("crd.projectcalico.org", "IPPool", "ippools"),
+        _crd("crd.projectcalico.org", "FelixConfiguration", "felixconfigurations"),
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: tigera-operator\n"
+        "  namespace: tigera-operator\n",
+        _deployment(
+            "tigera-operator",
+            "tigera-operator",
+            "quay.io/tigera/operator:v1.40.0",
+            {"name": "tigera-operator"},
+        ),
+    ]
+)
+INGRESS_NGINX_LABELS = {
+    "app.kubernetes.io/component": "controller",
+    "app.kubernetes.io/instance": "ingress-nginx",
+    "app.kubernetes.io/name": "ingress-nginx",
+}
+INGRESS_NGINX = "---\n".join(
+    [
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ingress-nginx\n  labels:\n"
+        "    app.kubernetes.io/instance: ingress-nginx\n    app.kubernetes.io/name: ingress-nginx\n",
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: ingress-nginx\n"
+        "  namespace: ingress-nginx\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ingress-nginx-controller\n"
+        "  namespace: ingress-nginx\ndata: null\n",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: ingress-nginx-controller\n"
+        "  namespace: ingress-nginx\nspec:\n  type: NodePort\n  ipFamilyPolicy: SingleStack\n"
+        "  ipFamilies:\n  - IPv4\n  ports:\n  - name: http\n    port: 80\n    protocol: TCP\n"
+        "    targetPort: http\n    appProtocol: http\n  - name: https\n    port: 443\n"
+        "    protocol: TCP\n    targetPort: https\n    appProtocol: https\n  selector:\n"
+        + "".join(f"    {k}: {v}\n" for k, v in INGRESS_NGINX_LABELS.items()),
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: ingress-nginx-controller-admission\n"
+        "  namespace: ingress-nginx\nspec:\n  type: ClusterIP\n  ports:\n  - name: https-webhook\n"
+        "    port: 443\n    targetPort: webhook\n",
+        _deployment(
+            "ingress-nginx-controller",
+            "ingress-nginx",
+            "registry.k8s.io/ingress-nginx/controller:v1.13.2",
+            INGRESS_NGINX_LABELS,
+        ),
+        "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata:\n  name: nginx\n"
+        "spec:\n  controller: k8s.io/ingress-nginx\n",
+    ]
+)
+KNOWN_MANIFESTS = {
+    "tigera-operator.yaml": ("/projectcalico/calico/", TIGERA_OPERATOR),
+    "deploy.yaml": ("/kubernetes/ingress-nginx/", INGRESS_NGINX),
+}
 
 
 def _manifest(stem: str) -> str:
@@ -84,6 +257,9 @@ def canned(url: str) -> bytes | None:
     name = path.rsplit("/", 1)[-1]
     if host == "get.rke2.io":
         return RKE2_INSTALL.encode()
+    release = release_file(host, path)
+    if release is not None:
+        return release
     if (
         name.endswith((".key", ".gpg", ".asc"))
         or path.endswith(("/gpg", "/apt-key.gpg"))
@@ -92,11 +268,22 @@ def canned(url: str) -> bytes | None:
         return ARMORED_KEY.encode()
     if "get-helm-3" in path or (host == "get.helm.sh" and name.endswith(".sh")):
         return f"#!/bin/bash\nmkdir -p /usr/local/bin\ncp {base.SHIM} /usr/local/bin/helm 2>/dev/null || printf '%s' '{_shim_script('helm')}' > /usr/local/bin/helm\nchmod +x /usr/local/bin/helm\necho 'helm installed into /usr/local/bin/helm'\n".encode()
-    m = re.search(r"helm-v[\d.]+-linux-amd64\.tar\.gz$", path)
+    m = re.search(r"/(helm-v([\d.]+)-linux-amd64\.tar\.gz)(\.sha256sum|\.sha256)?$", path)
     if host == "get.helm.sh" and m:
-        return _tarball(
-            {"linux-amd64/helm": _shim_script("helm"), "linux-amd64/LICENSE": "Apache-2.0\n"}
-        )
+        # get.helm.sh publishes <tarball>.sha256sum ("<hash>  <name>") and <tarball>.sha256 (the hash).
+        body = _tarball({
+            "linux-amd64/helm": _versioned_script("helm", m.group(2)),
+            "linux-amd64/LICENSE": "Apache-2.0\n", "linux-amd64/README.md": "# Helm\n",
+        })  # fmt: skip
+        if m.group(3) == ".sha256sum":
+            return _sums(body, m.group(1))
+        if m.group(3) == ".sha256":
+            return hashlib.sha256(body).hexdigest().encode() + b"\n"
+        return body
+    # The standalone cephadm of a release: download.ceph.com/rpm-<version>/el9/noarch/cephadm.
+    m = re.fullmatch(r"/rpm-(\d+\.\d+\.\d+)/el\d+/noarch/cephadm", path)
+    if host == "download.ceph.com" and m:
+        return _versioned_script("cephadm", m.group(1)).encode()
     m = re.search(r"etcd-(v[\d.]+)-linux-amd64\.tar\.gz$", path)
     if m:
         d = f"etcd-{m.group(1)}-linux-amd64"
@@ -104,6 +291,9 @@ def canned(url: str) -> bytes | None:
     for tool in ("rke", "kubectl", "kubeadm", "kubelet", "cephadm", "helm", "rke2"):
         if re.fullmatch(rf"{tool}([_-]linux[_-]amd64)?", name):
             return _shim_script(tool).encode()
+    known = KNOWN_MANIFESTS.get(name)
+    if known is not None and known[0] in path:
+        return known[1].encode()
     if name.endswith((".yaml", ".yml")):
         return _manifest(name.rsplit(".", 1)[0]).encode()
     if host.endswith("kloudspot.com") and name.endswith(".sh"):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,21 @@ CHART_CRDS = {
     "rook-ceph": ["CephCluster", "CephBlockPool"],
     "kube-prometheus-stack": ["ServiceMonitor", "PrometheusRule"],
 }
+# chart -> the workloads it creates in the release's namespace (kind, name; {r} = release),
+# so that "kubectl rollout status" finds them.
+CHART_OBJECTS = {
+    "ceph-csi-rbd": [("Deployment", "{r}-provisioner"), ("DaemonSet", "{r}-nodeplugin"),
+                     ("ConfigMap", "ceph-csi-encryption-kms-config"), ("ConfigMap", "ceph-config"),
+                     ("CSIDriver", "rbd.csi.ceph.com")],
+    "ceph-csi-cephfs": [("Deployment", "{r}-provisioner"), ("DaemonSet", "{r}-nodeplugin"),
+                        ("CSIDriver", "cephfs.csi.ceph.com")],
+}  # fmt: skip
+
+
+def _version() -> str:
+    """This helm's version: the release it was downloaded as (get.helm.sh), else the packaged one."""
+    v = os.environ.pop("FMP_SHIM_VERSION", None)
+    return "v" + v.lstrip("v") if v else VERSION
 
 
 def _repos() -> dict[str, str]:
@@ -45,7 +62,8 @@ def _save_repos(repos: dict[str, str]) -> None:
 
 
 VALUED = {"-n", "--namespace", "--version", "-f", "--values", "--set", "--set-string", "--timeout",
-          "--kubeconfig", "-o", "--output", "--kube-context", "--set-file", "--username", "--password"}  # fmt: skip
+          "--kubeconfig", "-o", "--output", "--kube-context", "--set-file", "--username", "--password",
+          "--repo", "--filter"}  # fmt: skip
 
 
 def _words(args: list[str]) -> list[str]:
@@ -63,11 +81,12 @@ def _words(args: list[str]) -> list[str]:
 def run(args: list[str], microk8s: str | None) -> int:
     words = _words(args)
     verb = words[0] if words else ""
+    version = _version()
     if verb == "version":
         out(
-            f"{VERSION}+gd80839c"
+            f"{version}+gd80839c"
             if "--short" in args
-            else f'version.BuildInfo{{Version:"{VERSION}", GitCommit:"d80839cf37d860c8aa9a0503fe463278f26cd5e2", GitTreeState:"clean", GoVersion:"go1.24.5"}}'
+            else f'version.BuildInfo{{Version:"{version}", GitCommit:"d80839cf37d860c8aa9a0503fe463278f26cd5e2", GitTreeState:"clean", GoVersion:"go1.24.5"}}'
         )
         return 0
     if verb == "repo":
@@ -103,25 +122,19 @@ def run(args: list[str], microk8s: str | None) -> int:
                 for r in releases.values()
                 if "-A" in args or "--all-namespaces" in args or r["namespace"] == ns
             ]
+            # --filter is a regular expression on the release name; --deployed keeps deployed ones
+            name_filter = base.opt(args, "--filter", "-f")
+            if name_filter:
+                rows = [r for r in rows if re.search(name_filter, r["name"])]
+            if "--deployed" in args:
+                rows = [r for r in rows if r["status"] == "deployed"]
             if base.opt(args, "-o", "--output") == "json":
-                out(
-                    json.dumps(
-                        [
-                            {
-                                k: r[k]
-                                for k in (
-                                    "name",
-                                    "namespace",
-                                    "revision",
-                                    "status",
-                                    "chart",
-                                    "app_version",
-                                )
-                            }
-                            for r in rows
-                        ]
-                    )
-                )
+                # helm's releaseElement, compact (json.Encoder); revision is a string
+                keys = ("name", "namespace", "revision", "updated", "status", "chart")
+                listed = [
+                    {**{k: str(r[k]) for k in keys}, "app_version": r["app_version"]} for r in rows
+                ]
+                out(json.dumps(listed, separators=(",", ":")))
                 return 0
             out("NAME\tNAMESPACE\tREVISION\tUPDATED\tSTATUS\tCHART\tAPP VERSION")
             for r in rows:
@@ -140,6 +153,9 @@ def run(args: list[str], microk8s: str | None) -> int:
             r = target.read().get("helm", {}).get(f"{ns}/{words[1] if len(words) > 1 else ''}")
             if r is None:
                 die("Error: release: not found", 1)
+            if base.opt(args, "-o", "--output") == "json":
+                out(json.dumps(_release_json(r), separators=(",", ":")))
+                return 0
             _print_release(r)
             return 0
         return 0
@@ -193,6 +209,72 @@ def _repo(words: list[str], args: list[str]) -> int:
     return 0
 
 
+def _user_values(args: list[str]) -> dict[str, Any]:
+    """The values the user supplied (-f files merged in order, then --set a.b=c): what helm
+    keeps as the release's config (``helm get values``)."""
+    import yaml
+
+    def merge(into: dict[str, Any], new: dict[str, Any]) -> None:
+        for k, v in new.items():
+            if isinstance(v, dict) and isinstance(into.get(k), dict):
+                merge(into[k], v)
+            else:
+                into[k] = v
+
+    config: dict[str, Any] = {}
+    for i, a in enumerate(args):
+        if a in ("-f", "--values") and i + 1 < len(args):
+            try:
+                data = yaml.safe_load(base.read_node_file(args[i + 1]) or "")
+            except yaml.YAMLError as exc:
+                die(f"Error: failed to parse {args[i + 1]}: {exc}", 1)
+            merge(config, data if isinstance(data, dict) else {})
+    for item in base.opts(args, "--set"):
+        for assignment in item.split(","):
+            path, _, value = assignment.partition("=")
+            node = config
+            *parents, leaf = path.split(".")
+            for part in parents:
+                if not isinstance(node.get(part), dict):
+                    node[part] = {}
+                node = node[part]
+            node[leaf] = {"true": True, "false": False}.get(value, value)
+    return config
+
+
+def _openebs_objects(chart: str, config: dict[str, Any]) -> list[tuple[str, str]]:
+    """The openebs/openebs chart's CSI drivers and workloads for the engines its values enable
+    (engines.local.lvm.enabled, engines.replicated.mayastor.enabled: both on by default)."""
+    if chart != "openebs":
+        return []
+    engines = config.get("engines") or {}
+    objs = [("Deployment", "{r}-localpv-provisioner")]
+    if ((engines.get("local") or {}).get("lvm") or {}).get("enabled", True) is not False:
+        objs += [("CSIDriver", "local.csi.openebs.io"), ("Deployment", "{r}-lvm-localpv-controller"),
+                 ("DaemonSet", "{r}-lvm-localpv-node")]  # fmt: skip
+    if ((engines.get("replicated") or {}).get("mayastor") or {}).get("enabled", True) is not False:
+        objs += [("CSIDriver", "io.openebs.csi-mayastor"), ("DaemonSet", "{r}-io-engine"),
+                 ("DaemonSet", "{r}-csi-node"), ("Deployment", "{r}-csi-controller"),
+                 ("Deployment", "{r}-operator-diskpool"), ("Deployment", "{r}-api-rest")]  # fmt: skip
+    return objs
+
+
+def _release_json(r: dict[str, Any]) -> dict[str, Any]:
+    """``helm status -o json``: the release as helm stores it (compact JSON)."""
+    chart_name, _, chart_version = r["chart"].rpartition("-")
+    return {
+        "name": r["name"],
+        "info": {"first_deployed": r.get("first", r["updated"]), "last_deployed": r["updated"], "deleted": "",
+                 "description": "Install complete" if r["revision"] == 1 else "Upgrade complete",
+                 "status": r["status"]},
+        "chart": {"metadata": {"name": chart_name, "version": chart_version, "appVersion": r["app_version"],
+                               "apiVersion": "v2"}},
+        "config": r.get("config", {}),
+        "version": r["revision"],
+        "namespace": r["namespace"],
+    }  # fmt: skip
+
+
 def _print_release(r: dict[str, Any]) -> None:
     out(
         f"NAME: {r['name']}\nLAST DEPLOYED: {r['updated']}\nNAMESPACE: {r['namespace']}\nSTATUS: {r['status']}\nREVISION: {r['revision']}\nTEST SUITE: None"
@@ -206,7 +288,11 @@ def _install(
     if len(words) < 2:
         die(f'Error: "helm {verb}" requires 2 arguments', 1)
     name, chart = words[0], words[1]
-    if "/" in chart and not chart.startswith(("oci://", "./", "/")):
+    repo_url = base.opt(args, "--repo")
+    if repo_url is not None:
+        if not repo_url.startswith(("http://", "https://")):
+            die(f"Error: {prefix}: could not find protocol handler for: {repo_url}", 1)
+    elif "/" in chart and not chart.startswith(("oci://", "./", "/")):
         repo = chart.split("/", 1)[0]
         if repo not in _repos():
             die(f"Error: {prefix}: repo {repo} not found", 1)
@@ -224,6 +310,7 @@ def _install(
     ]:
         if base.read_node_file(values) is None:
             die(f"Error: {prefix}: open {values}: no such file or directory", 1)
+    config = _user_values(args)
     install = verb == "install" or "--install" in args or "-i" in args
     with target.edit() as cluster:
         releases = cluster.setdefault("helm", {})
@@ -248,11 +335,29 @@ def _install(
             if k not in cluster["crd_kinds"]:
                 cluster["crd_kinds"].append(k)
         kubestate.note_cni(cluster, chart_name)
+        objects = cluster.setdefault("objects", {})
+        chart_objects = CHART_OBJECTS.get(chart_name, []) + _openebs_objects(chart_name, config)
+        for kind, obj_name in chart_objects:
+            obj_name = obj_name.format(r=name)
+            scoped = kubestate.cluster_scoped(cluster, kind)
+            meta = {"name": obj_name, **({} if scoped else {"namespace": ns}),
+                    "labels": {"app.kubernetes.io/managed-by": "Helm", "chart": f"{chart_name}-{version.lstrip('v')}"},
+                    "annotations": {"meta.helm.sh/release-name": name, "meta.helm.sh/release-namespace": ns}}  # fmt: skip
+            api = {
+                "Deployment": "apps/v1",
+                "DaemonSet": "apps/v1",
+                "CSIDriver": "storage.k8s.io/v1",
+            }.get(kind, "v1")
+            objects[kubestate.obj_key(kind, None if scoped else ns, obj_name)] = {
+                "apiVersion": api,
+                "kind": kind,
+                "metadata": meta,
+            }
         release = {
             "name": name, "namespace": ns, "revision": (old or {}).get("revision", 0) + 1,
             "updated": time.strftime("%a %b %d %H:%M:%S %Y"), "status": "deployed",
             "chart": f"{chart_name}-{version.lstrip('v')}", "app_version": version,
-            "values": [a for a in args if a.startswith("--set")],
+            "values": [a for a in args if a.startswith("--set")], "config": config,
         }  # fmt: skip
         releases[key] = release
     if verb == "upgrade" and old is not None:

@@ -145,6 +145,7 @@ def sudo(args: list[str]) -> int:
     """sudo as root runs the command; the sudo_reject fault refuses every password."""
     read_stdin = False
     non_interactive = False
+    prompt = "[sudo] password for root: "
     i = 0
     while i < len(args):
         a = args[i]
@@ -154,8 +155,12 @@ def sudo(args: list[str]) -> int:
         if not a.startswith("-") or a == "-":
             break
         if a in ("-u", "-g", "-p", "-C", "-h", "-U", "-r", "-t", "-D"):
+            if a == "-p" and i + 1 < len(args):
+                prompt = args[i + 1]
             i += 2
             continue
+        if a.startswith("--prompt="):
+            prompt = a.split("=", 1)[1]
         if a.startswith("--") and "=" in a:
             i += 1
             continue
@@ -183,16 +188,21 @@ def sudo(args: list[str]) -> int:
             )
             err("sudo: a password is required")
             return 1
+        # As sudo -S: the prompt on stderr before each read, three tries.
         tries = 0
-        for _ in range(3):
+        for attempt in range(3):
+            err(prompt, end="")
+            sys.stderr.flush()
             line = sys.stdin.readline()
             if not line:
                 break
             tries += 1
-            err("Sorry, try again.")
-        if tries < 3:
+            err("Sorry, try again." if attempt < 2 else "")
+        if tries == 0:
             err("sudo: no password was provided")
-        err(f"sudo: {tries} incorrect password attempt{'s' if tries != 1 else ''}")
+            err("sudo: a password is required")
+        else:
+            err(f"sudo: {tries} incorrect password attempt{'s' if tries != 1 else ''}")
         return 1
     if not command:
         err("usage: sudo -h | -K | -k | -V")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -39,7 +42,7 @@ def _preflight(ignore: set[str], joining: bool, control_plane: bool) -> list[str
             "[ERROR FileContent--proc-sys-net-ipv4-ip_forward]: /proc/sys/net/ipv4/ip_forward contents are not set to 1"
         )
     pkgs = base.peek_node("packages").get("installed", {})
-    cri_ok = any(p in pkgs for p in ("containerd", "containerd.io"))
+    cri_ok = any(p in pkgs for p in ("containerd", "containerd.io")) or _cri_socket_answers()
     cfg = base.read_node_file("/etc/containerd/config.toml") or ""
     if "cri" not in ignore:
         if not cri_ok:
@@ -72,6 +75,17 @@ def _preflight(ignore: set[str], joining: bool, control_plane: bool) -> list[str
     if "all" in ignore:
         return []
     return errors
+
+
+def _cri_socket_answers(path: str = "/run/containerd/containerd.sock") -> bool:
+    """kubeadm dials the CRI socket: a containerd started from its release binaries listens there."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(2)
+            s.connect(path)
+        return True
+    except OSError:
+        return False
 
 
 def _fail_preflight(errors: list[str]) -> None:
@@ -150,10 +164,15 @@ def _ca_hash() -> str:
     return "sha256:" + hashlib.sha256(base.rand_hex(32).encode()).hexdigest()
 
 
-def _join_command(st: dict[str, Any], token: str, control_plane: bool) -> str:
+WITHHELD = "<value withheld>"  # kubeadm init --skip-token-print / --skip-certificate-key-print
+
+
+def _join_command(
+    st: dict[str, Any], token: str, control_plane: bool, *, key: str | None = None
+) -> str:
     cmd = f"kubeadm join {st['endpoint']} --token {token} \\\n\t--discovery-token-ca-cert-hash {st['ca_hash']}"
     if control_plane:
-        cmd += f" \\\n\t--control-plane --certificate-key {st['certificate_key']}"
+        cmd += f" \\\n\t--control-plane --certificate-key {key or st['certificate_key']}"
     return cmd
 
 
@@ -204,8 +223,33 @@ def _start_kubelet() -> None:
         u.update({"active": True, "enabled": True, "failed": False, "since": time.time()})
 
 
+# kubeadm's flags that take a value (``--ttl 4h``): their values are not positional arguments.
+VALUED_FLAGS = {
+    "--config", "--ttl", "--kubeconfig", "--cert-dir", "--node-name", "--token",
+    "--discovery-token", "--discovery-token-ca-cert-hash", "--discovery-file",
+    "--tls-bootstrap-token", "--certificate-key", "--ignore-preflight-errors", "--cri-socket",
+    "--apiserver-advertise-address", "--apiserver-bind-port", "--apiserver-cert-extra-sans",
+    "--control-plane-endpoint", "--pod-network-cidr", "--service-cidr", "--service-dns-domain",
+    "--kubernetes-version", "-o", "--output", "--description", "--groups", "--usages",
+    "--skip-phases", "--feature-gates", "--image-repository", "--rootfs", "-v", "--v",
+    "--log-file", "--patches", "--kubeconfig-dir", "--csr-dir",
+}  # fmt: skip
+
+
+def _positional(args: list[str]) -> list[str]:
+    words, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a in VALUED_FLAGS:
+            skip = True
+        elif not a.startswith("-"):
+            words.append(a)
+    return words
+
+
 def kubeadm(args: list[str]) -> int:
-    words = [a for a in args if not a.startswith("-")]
+    words = _positional(args)
     verb = words[0] if words else ""
     ignore = {x.lower() for v in base.opts(args, "--ignore-preflight-errors") for x in v.split(",")}
     if verb == "version":
@@ -248,6 +292,10 @@ def _init(args: list[str], ignore: set[str]) -> int:
     version = str(
         cc.get("kubernetesVersion") or base.opt(args, "--kubernetes-version") or k8s_version()
     )
+    if re.match(r"(stable|latest)(-\d+(\.\d+)?)?$", version):
+        # A release label (dl.k8s.io/release/stable-1.35.txt): the newest patch of that
+        # minor, which is the kubeadm installed from that minor's repository.
+        version = k8s_version()
     if not version.startswith("v"):
         version = "v" + version
     out(f"[init] Using Kubernetes version: {version}")
@@ -341,15 +389,19 @@ def _init(args: list[str], ignore: set[str]) -> int:
         out(
             '[upload-certs] Storing the certificates in Secret "kubeadm-certs" in the "kube-system" Namespace'
         )
-        out("[upload-certs] Using certificate key:")
-        out(cert_key)
+        if "--skip-certificate-key-print" not in args:
+            out("[upload-certs] Using certificate key:")
+            out(cert_key)
     out(
         f"[mark-control-plane] Marking the node {name} as control-plane by adding the labels: [node-role.kubernetes.io/control-plane node.kubernetes.io/exclude-from-external-load-balancers]"
     )
     out(
         f"[mark-control-plane] Marking the node {name} as control-plane by adding the taints [node-role.kubernetes.io/control-plane:NoSchedule]"
     )
-    out(f"[bootstrap-token] Using token: {token}")
+    shown_token = WITHHELD if "--skip-token-print" in args else token
+    shown_key = WITHHELD if "--skip-certificate-key-print" in args else None
+    if "--skip-token-print" not in args:
+        out(f"[bootstrap-token] Using token: {token}")
     out("[bootstrap-token] Configuring bootstrap tokens, cluster-info ConfigMap, RBAC Roles")
     out('[bootstrap-token] Creating the "cluster-info" ConfigMap in the "kube-public" namespace')
     out(
@@ -372,7 +424,7 @@ def _init(args: list[str], ignore: set[str]) -> int:
         out(
             "You can now join any number of control-plane nodes running the following command on each as root:\n"
         )
-        out("  " + _join_command(state, token, True) + "\n")
+        out("  " + _join_command(state, shown_token, True, key=shown_key) + "\n")
         out(
             "Please note that the certificate-key gives access to cluster sensitive data, keep it secret!"
         )
@@ -381,7 +433,7 @@ def _init(args: list[str], ignore: set[str]) -> int:
         )
         out('"kubeadm init phase upload-certs --upload-certs" to reload certs afterward.\n')
     out("Then you can join any number of worker nodes by running the following on each as root:\n")
-    out(_join_command(state, token, False) + " ")
+    out(_join_command(state, shown_token, False) + " ")
     return 0
 
 
@@ -580,11 +632,130 @@ def _init_phase(words: list[str], args: list[str]) -> int:
         out("[upload-certs] Using certificate key:")
         out(key)
         return 0
+    if words[:1] == ["certs"] and len(words) > 1:
+        return _certs_phase(words[1], args)
     if words[:1] == ["preflight"]:
         errors = _preflight(set(), joining=False, control_plane=True)
         if errors:
             _fail_preflight(errors)
         return 0
+    return 0
+
+
+# init phase certs: real X.509 files, as kubeadm makes them (RSA 2048, one year, signed by
+# the CA already in the certificate directory). name -> (file base, CA base, CN, kind)
+ETCD_CERTS: dict[str, tuple[str, str, str | None, str]] = {
+    "etcd-server": ("etcd/server", "etcd/ca", None, "serving"),
+    "etcd-peer": ("etcd/peer", "etcd/ca", None, "peer"),
+    "etcd-healthcheck-client": ("etcd/healthcheck-client", "etcd/ca", "kube-etcd-healthcheck-client", "client"),
+    "apiserver-etcd-client": ("apiserver-etcd-client", "etcd/ca", "kube-apiserver-etcd-client", "client"),
+}  # fmt: skip
+
+
+def _alt_names(name: str, address: str, extra: list[Any]) -> tuple[list[str], list[str]]:
+    """kubeadm's etcd SANs: node name and localhost; advertise address, 127.0.0.1, ::1; plus extra."""
+    import ipaddress
+
+    dns, ips = [name, "localhost"], [address, "127.0.0.1", "::1"]
+    for san in extra:
+        san = str(san)
+        try:
+            ipaddress.ip_address(san)
+        except ValueError:
+            if san not in dns:
+                dns.append(san)
+        else:
+            if san not in ips:
+                ips.append(san)
+    return dns, ips
+
+
+def _openssl(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["openssl", *argv], capture_output=True, text=True, check=False)
+
+
+def _certs_phase(phase: str, args: list[str]) -> int:
+    """kubeadm init phase certs etcd-*/apiserver-etcd-client with the CA already on disk.
+
+    Real files, as kubeadm makes them (RSA 2048, one year, signed by that CA), made with
+    the real openssl (the lab's interpreter has no crypto library)."""
+    if phase not in ETCD_CERTS:
+        return 0  # the other certificates: made by kubeadm init / join here
+    cfg = _load_config(base.opt(args, "--config"))
+    init_cfg, cc = cfg.get("InitConfiguration", {}), cfg.get("ClusterConfiguration", {})
+    pki = Path(base.opt(args, "--cert-dir") or cc.get("certificatesDir") or "/etc/kubernetes/pki")
+    name = str((init_cfg.get("nodeRegistration") or {}).get("name") or base.node_name())
+    address = str((init_cfg.get("localAPIEndpoint") or {}).get("advertiseAddress") or _my_address())
+    local = (cc.get("etcd") or {}).get("local") or {}
+    file_base, ca_base, cn, kind = ETCD_CERTS[phase]
+    where = f"error execution phase certs/{phase}"
+    trace = "\nTo see the stack trace of this error execute with --v=5 or higher"
+    ca_crt, ca_key = pki / f"{ca_base}.crt", pki / f"{ca_base}.key"
+    if not ca_crt.exists():
+        die(
+            f"{where}: couldn't load CA certificate {ca_base.replace('/', '-')}: couldn't load the certificate file {ca_crt}: open {ca_crt}: no such file or directory{trace}",
+            1,
+        )
+    if _openssl("x509", "-in", str(ca_crt), "-noout").returncode != 0:
+        die(
+            f"{where}: couldn't load CA certificate {ca_base.replace('/', '-')}: error reading {ca_crt}: data does not contain any valid RSA or ECDSA certificates{trace}",
+            1,
+        )
+    crt_path, key_path = pki / f"{file_base}.crt", pki / f"{file_base}.key"
+    if crt_path.exists() and key_path.exists():
+        if _openssl("verify", "-CAfile", str(ca_crt), str(crt_path)).returncode != 0:
+            die(
+                f"{where}: failure loading {file_base} certificate: certificate {file_base} is not signed by corresponding CA{trace}",
+                1,
+            )
+        out(f"[certs] Using existing {file_base} certificate and key on disk")
+        return 0
+    if not ca_key.exists():
+        die(
+            f"{where}: couldn't load CA private key {ca_key}: open {ca_key}: no such file or directory{trace}",
+            1,
+        )
+    out(f'[certs] Generating "{file_base}" certificate and key')
+    ext = [
+        "basicConstraints=critical,CA:FALSE",
+        "keyUsage=critical,digitalSignature,keyEncipherment",
+    ]
+    if kind in ("serving", "peer"):
+        extra = local.get("serverCertSANs" if kind == "serving" else "peerCertSANs") or []
+        dns, ips = _alt_names(name, address, extra)
+        ext += [
+            "extendedKeyUsage=serverAuth,clientAuth",
+            "subjectAltName=" + ",".join([f"DNS:{d}" for d in dns] + [f"IP:{i}" for i in ips]),
+        ]
+        out(
+            f"[certs] {file_base} serving cert is signed for DNS names [{' '.join(dns)}] and IPs [{' '.join(ips)}]"
+        )
+    else:
+        ext.append("extendedKeyUsage=clientAuth")
+    crt_path.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="kubeadm-certs-"))
+    try:
+        (work / "ext.cnf").write_text("\n".join(ext) + "\n", encoding="utf-8")
+        key = work / "key.pem"
+        steps = [
+            ("genrsa", "-traditional", "-out", str(key), "2048"),
+            ("req", "-new", "-key", str(key), "-subj", f"/CN={cn or name}", "-out", str(work / "csr.pem")),
+            ("x509", "-req", "-in", str(work / "csr.pem"), "-CA", str(ca_crt), "-CAkey", str(ca_key),
+             "-set_serial", "0x" + base.rand_hex(16), "-days", "365", "-sha256",
+             "-extfile", str(work / "ext.cnf"), "-out", str(work / "crt.pem")),
+        ]  # fmt: skip
+        for argv in steps:
+            r = _openssl(*argv)
+            if r.returncode != 0:
+                die(
+                    f"{where}: failure while creating {file_base} key and certificate: {r.stderr.strip()}{trace}",
+                    1,
+                )
+        key_path.write_bytes(key.read_bytes())
+        key_path.chmod(0o600)
+        crt_path.write_bytes((work / "crt.pem").read_bytes())
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -85,7 +85,10 @@ def _print_table(headers: list[str], rows: list[list[str]], no_headers: bool) ->
 
 def _jsonpath(data: Any, expr: str) -> str:
     expr = expr.strip().removeprefix("{").removesuffix("}")
-    parts = [p for p in re.split(r"\.(?![^\[]*\])", expr.lstrip(".")) if p]
+    # Keys holding dots are escaped ({.data.config\.json}).
+    parts = [
+        p.replace("\\.", ".") for p in re.split(r"(?<!\\)\.(?![^\[]*\])", expr.lstrip(".")) if p
+    ]
     items = [data]
     for p in parts:
         m = re.fullmatch(r"(\w*)\[(.*)\]", p)
@@ -167,6 +170,13 @@ def run(verb: str, words: list[str], args: list[str], target: Target | None, ns:
         return _mutate(verb, words, args, target)
     if verb == "rollout":
         kind_name = words[1] if len(words) > 1 else ""
+        what, _, name = kind_name.partition("/")
+        kind = kubestate.resolve_kind(cluster, what)
+        if name and kind in ("Deployment", "DaemonSet", "StatefulSet"):
+            key = kubestate.obj_key(kind, ns or "default", name)
+            if key not in cluster.get("objects", {}):
+                group = "apps" if kind != "Pod" else ""
+                die(f'Error from server (NotFound): {kind.lower()}s.{group} "{name}" not found', 1)
         out(f'{kind_name.split("/")[0]} "{kind_name.split("/")[-1]}" successfully rolled out')
         return 0
     if verb == "cluster-info":
@@ -196,18 +206,27 @@ def _get(words: list[str], args: list[str], cluster: dict[str, Any], ns: str | N
     name = words[1] if len(words) > 1 else None
     if "/" in what:
         what, name = what.split("/", 1)
-    kind = kubestate.ALIASES.get(what.lower().split(".")[0], what)
+    kind = kubestate.resolve_kind(cluster, what)
     fmt = base.opt(args, "-o", "--output")
     no_headers = "--no-headers" in args
     all_ns = "-A" in args or "--all-namespaces" in args
     if kind == "Node":
         rows = nodes(cluster)
-        if name:
-            rows = [r for r in rows if r["name"] == name]
-            if not rows:
-                die(f'Error from server (NotFound): nodes "{name}" not found', 1)
-        if _output([_node_json(r) for r in rows], fmt, single=bool(name)):
-            return 0
+        # kubectl get node a b, get node/a node/b: every name; -l: a label selector
+        names = [w.split("/", 1)[-1] for w in words[1:]] if "/" not in words[0] else []
+        names = [w.split("/", 1)[1] for w in words if "/" in w] or names
+        missing = [n for n in names if n not in {r["name"] for r in rows}]
+        if names:
+            rows = [r for r in rows if r["name"] in names]
+        selector = base.opt(args, "-l", "--selector")
+        if selector is not None:
+            rows = [r for r in rows if _selected(_node_json(r)["metadata"]["labels"], selector)]
+        if missing and not rows:
+            die(f'Error from server (NotFound): nodes "{missing[0]}" not found', 1)
+        if _output([_node_json(r) for r in rows], fmt, single=len(names) == 1):
+            for n in missing:
+                err(f'Error from server (NotFound): nodes "{n}" not found')
+            return 1 if missing else 0
         headers = ["NAME", "STATUS", "ROLES", "AGE", "VERSION"] + (
             ["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"]
             if fmt == "wide"
@@ -224,7 +243,9 @@ def _get(words: list[str], args: list[str], cluster: dict[str, Any], ns: str | N
             for r in rows
         ]
         _print_table(headers, table, no_headers)
-        return 0
+        for n in missing:
+            err(f'Error from server (NotFound): nodes "{n}" not found')
+        return 1 if missing else 0
     if kind == "Pod":
         pods = _pods(cluster, None if all_ns else (ns or "default"))
         if not pods and not all_ns:
@@ -265,7 +286,7 @@ def _get(words: list[str], args: list[str], cluster: dict[str, Any], ns: str | N
         )
         return 0
     objs: list[dict[str, Any]] = []
-    namespaced = kind not in kubestate.CLUSTER_SCOPED
+    namespaced = not kubestate.cluster_scoped(cluster, kind)
     for key, obj in sorted(cluster.get("objects", {}).items()):
         k, ons, oname = key.split("/", 2)
         if k != kind:
@@ -302,6 +323,41 @@ def _get(words: list[str], args: list[str], cluster: dict[str, Any], ns: str | N
             if namespaced
             else "No resources found"
         )
+        return 0
+    if kind == "StorageClass":
+
+        def _default(o: dict[str, Any]) -> str:
+            ann = (o.get("metadata") or {}).get("annotations") or {}
+            return (
+                " (default)"
+                if str(ann.get("storageclass.kubernetes.io/is-default-class")) == "true"
+                else ""
+            )
+
+        _print_table(
+            ["NAME", "PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE", "ALLOWVOLUMEEXPANSION", "AGE"],
+            [[o["metadata"]["name"] + _default(o), str(o.get("provisioner", "")), str(o.get("reclaimPolicy", "Delete")),
+              str(o.get("volumeBindingMode", "Immediate")), str(bool(o.get("allowVolumeExpansion", False))).lower(), "5m"]
+             for o in objs],
+            no_headers,
+        )  # fmt: skip
+        return 0
+    if kind == "PersistentVolumeClaim":
+        _print_table(
+            (["NAMESPACE"] if all_ns else [])
+            + ["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES", "STORAGECLASS", "VOLUMEATTRIBUTESCLASS", "AGE"],
+            [
+                ([o["metadata"].get("namespace", "")] if all_ns else [])
+                + [o["metadata"]["name"], (o.get("status") or {}).get("phase", "Pending"),
+                   (o.get("spec") or {}).get("volumeName", ""),
+                   ((o.get("status") or {}).get("capacity") or {}).get("storage", ""),
+                   ",".join({"ReadWriteOnce": "RWO", "ReadWriteMany": "RWX", "ReadOnlyMany": "ROX",
+                             "ReadWriteOncePod": "RWOP"}.get(m, m) for m in (o.get("status") or {}).get("accessModes", [])),
+                   (o.get("spec") or {}).get("storageClassName", ""), "<unset>", "5s"]
+                for o in objs
+            ],
+            no_headers,
+        )  # fmt: skip
         return 0
     headers = (["NAMESPACE"] if all_ns and namespaced else []) + ["NAME", "AGE"]
     _print_table(
@@ -377,7 +433,7 @@ def _apply(args: list[str], target: Target | None, ns: str | None, verb: str) ->
                 )
                 rc = 1
                 continue
-            namespaced = kind not in kubestate.CLUSTER_SCOPED
+            namespaced = not kubestate.cluster_scoped(cluster, kind)
             ons = (d["metadata"].get("namespace") or ns or "default") if namespaced else None
             if namespaced and ons not in kubestate.namespaces(cluster):
                 err(
@@ -396,6 +452,22 @@ def _apply(args: list[str], target: Target | None, ns: str | None, verb: str) ->
                 )
                 rc = 1
                 continue
+            if kind == "Secret" and d.get("stringData"):
+                # The API server merges stringData into data (base64) and does not keep it.
+                import base64
+
+                d["data"] = {**(d.get("data") or {}), **{
+                    k: base64.b64encode(str(v).encode()).decode() for k, v in d.pop("stringData").items()
+                }}  # fmt: skip
+            if kind == "PersistentVolumeClaim" and old is not None:
+                # A claim's spec is immutable once bound: apply keeps what was provisioned.
+                d = {**d, "spec": {**old.get("spec", {}), **d.get("spec", {}),
+                                   **{k: v for k, v in old.get("spec", {}).items() if k == "volumeName"}},
+                     "status": old.get("status", {})}  # fmt: skip
+                d["metadata"] = {**old.get("metadata", {}), **d.get("metadata", {})}
+                state_same = all(old.get(k) == d.get(k) for k in ("spec", "metadata"))
+            if old is not None and "status" in old and "status" not in d:
+                d["status"] = old["status"]  # apply never touches the status subresource
             objects[key] = d
             if kind in ("DaemonSet", "Deployment"):
                 kubestate.note_cni(
@@ -406,7 +478,13 @@ def _apply(args: list[str], target: Target | None, ns: str | None, verb: str) ->
             ):
                 kubestate.note_cni(cluster, src.rsplit("/", 1)[-1])
             state = "created" if old is None else ("unchanged" if old == d else "configured")
+            if kind == "PersistentVolumeClaim" and old is not None and state_same:
+                state = "unchanged"
             out(f"{_resource(kind, d['apiVersion'])}/{d['metadata']['name']} {state}")
+        from installer.lab.shims import csi
+
+        csi.reconcile(cluster)
+        operators(cluster)
     return rc
 
 
@@ -480,9 +558,40 @@ def _create(words: list[str], args: list[str], target: Target | None, ns: str | 
     return 0
 
 
+def _delete_files(args: list[str], target: Target, ns: str | None, ignore: bool) -> int:
+    """kubectl delete -f FILE: every object the file names."""
+    from installer.lab.shims import csi
+
+    docs = []
+    for src, text in _read_sources(args):
+        docs += [(src, d) for d in base.load_yaml_docs(text) if isinstance(d, dict)]
+    rc = 0
+    with target.edit() as cluster:
+        objects = cluster.setdefault("objects", {})
+        for src, d in docs:
+            kind, name = d.get("kind", ""), (d.get("metadata") or {}).get("name", "")
+            scoped = kubestate.cluster_scoped(cluster, kind)
+            ons = (
+                None if scoped else ((d.get("metadata") or {}).get("namespace") or ns or "default")
+            )
+            res = _resource(kind, d.get("apiVersion", "v1"))
+            if objects.pop(kubestate.obj_key(kind, ons, name), None) is None:
+                if not ignore:
+                    err(
+                        f'Error from server (NotFound): error when deleting "{src}": {res.split(".")[0]}s "{name}" not found'
+                    )
+                    rc = 1
+                continue
+            out(f'{res} "{name}" deleted' + (f" from {ons} namespace" if ons else ""))
+        csi.reconcile(cluster)
+    return rc
+
+
 def _delete(words: list[str], args: list[str], target: Target | None, ns: str | None) -> int:
     assert target is not None
     ignore = "--ignore-not-found" in args or "--ignore-not-found=true" in args
+    if base.opt(args, "-f", "--filename"):
+        return _delete_files(args, target, ns, ignore)
     if not words:
         return 0
     what = words[0]
@@ -503,6 +612,10 @@ def _delete(words: list[str], args: list[str], target: Target | None, ns: str | 
             if cluster.get("objects", {}).pop(key, None) is None and not ignore:
                 die(f'Error from server (NotFound): {what}s "{name}" not found', 1)
             out(f'{kind.lower()} "{name}" deleted')
+        if kind in ("PersistentVolumeClaim", "PersistentVolume"):
+            from installer.lab.shims import csi
+
+            csi.reconcile(cluster)
     return 0
 
 
@@ -521,18 +634,24 @@ def _wait(words: list[str], args: list[str], target: Target | None, ns: str | No
         (words[0] if words else "").split("/")[0].lower(), words[0] if words else ""
     )
     deadline = time.time() + _timeout(args)
+    if kind == "PersistentVolumeClaim":
+        return _wait_claims(words, args, target, ns, cond, deadline)
+    # wait TYPE NAME..., or TYPE/NAME...
+    names = [w.split("/", 1)[1] for w in words if "/" in w] or words[1:]
+    if kind != "Node" and cond.startswith("jsonpath="):
+        return _wait_jsonpath(words, names, target, ns, cond, deadline)
     if kind != "Node":
         for w in words[1:] or ["all"]:
             out(f"{(words[0] if words else '').split('/')[0]}/{w} condition met")
         return 0
     while True:
         rows = nodes(target.read())
-        if words[1:] and "--all" not in args:
-            rows = [r for r in rows if r["name"] in words[1:]]
+        if names and "--all" not in args:
+            rows = [r for r in rows if r["name"] in names]
         not_ready = [r for r in rows if r["status"] != "Ready"]
         if cond.lower() == "condition=ready" and (not_ready or not rows):
             if time.time() >= deadline:
-                first = not_ready[0]["name"] if not_ready else (words[1] if len(words) > 1 else "")
+                first = not_ready[0]["name"] if not_ready else (names[0] if names else "")
                 die(f"error: timed out waiting for the condition on nodes/{first}", 1)
             time.sleep(0.5)
             continue
@@ -541,8 +660,56 @@ def _wait(words: list[str], args: list[str], target: Target | None, ns: str | No
         return 0
 
 
+def _wait_claims(
+    words: list[str], args: list[str], target: Target, ns: str | None, cond: str, deadline: float
+) -> int:
+    """kubectl wait on claims: --for=jsonpath='{.status.phase}'=Bound, condition=..., delete."""
+    from installer.lab.shims import csi
+
+    names = [w.split("/", 1)[1] for w in words if "/" in w] or words[1:]
+    ns = ns or "default"
+    while True:
+        with target.edit() as cluster:
+            csi.reconcile(cluster)
+            objects = cluster.get("objects", {})
+            claims = {
+                n: objects.get(kubestate.obj_key("PersistentVolumeClaim", ns, n)) for n in names
+            }
+        if cond == "delete":
+            pending = [n for n, c in claims.items() if c is not None]
+        else:
+            missing = [n for n, c in claims.items() if c is None]
+            if missing:
+                die(
+                    f'Error from server (NotFound): persistentvolumeclaims "{missing[0]}" not found',
+                    1,
+                )
+            if cond.startswith("jsonpath="):
+                expr, _, want = cond.removeprefix("jsonpath=").rpartition("=")
+                pending = [n for n, c in claims.items() if _jsonpath(c, expr) != want]
+            else:
+                pending = []
+        if not pending:
+            for n in names:
+                out(
+                    f"persistentvolumeclaim/{n} condition met"
+                    if cond != "delete"
+                    else f"persistentvolumeclaim/{n} deleted"
+                )
+            return 0
+        if time.time() >= deadline:
+            die(
+                f"error: timed out waiting for the condition on persistentvolumeclaims/{pending[0]}",
+                1,
+            )
+        time.sleep(1)
+
+
 def _mutate(verb: str, words: list[str], args: list[str], target: Target | None) -> int:
     assert target is not None
+    node = words and kubestate.ALIASES.get(words[0].split("/")[0].lower()) == "Node"
+    if verb == "patch" and not node:
+        return _patch(words, args, target, base.opt(args, "-n", "--namespace"))
     if (
         verb in ("label", "taint")
         and words[:1]
@@ -582,3 +749,340 @@ def _mutate(verb: str, words: list[str], args: list[str], target: Target | None)
         f"{words[0] if words else 'resource'}/{target_name.split('/')[-1]} {past.get(verb, verb + 'ed')}"
     )
     return 0
+
+
+# ---------------------------------------------------------------- selectors, patch, jsonpath waits
+
+
+def _selected(labels: dict[str, Any], selector: str) -> bool:
+    """A label selector's equality terms: k=v, k==v, k!=v, k, !k (comma = and)."""
+    for term in (t.strip() for t in selector.split(",") if t.strip()):
+        if "!=" in term:
+            k, v = term.split("!=", 1)
+            if labels.get(k) == v:
+                return False
+        elif "=" in term:
+            k, v = term.replace("==", "=").split("=", 1)
+            if labels.get(k) != v:
+                return False
+        elif term.startswith("!"):
+            if term[1:] in labels:
+                return False
+        elif term not in labels:
+            return False
+    return True
+
+
+def _lookup(
+    cluster: dict[str, Any], what: str, name: str, ns: str | None
+) -> tuple[str, str, dict[str, Any] | None]:
+    """(kind, object key, object or None) for a resource name such as ipaddresspool or dsp."""
+    kind = kubestate.resolve_kind(cluster, what)
+    if kind not in kubestate.known_kinds(cluster):
+        die(f'error: the server doesn\'t have a resource type "{what}"', 1)
+    scoped = kubestate.cluster_scoped(cluster, kind)
+    key = kubestate.obj_key(kind, None if scoped else (ns or "default"), name)
+    return kind, key, cluster.get("objects", {}).get(key)
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386: objects merge, null deletes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for k, v in patch.items():
+        if v is None:
+            result.pop(k, None)
+        else:
+            result[k] = _merge_patch(result.get(k), v)
+    return result
+
+
+def _json_patch(doc: Any, ops: list[dict[str, Any]]) -> Any:
+    """RFC 6902 add / replace / remove on a copy of ``doc``."""
+    doc = json.loads(json.dumps(doc))
+    for op in ops:
+        parts = [
+            p.replace("~1", "/").replace("~0", "~") for p in str(op.get("path", "")).split("/")[1:]
+        ]
+        parent = doc
+        for p in parts[:-1]:
+            parent = parent[int(p)] if isinstance(parent, list) else parent[p]
+        last = parts[-1] if parts else ""
+        if op.get("op") == "remove":
+            if isinstance(parent, list):
+                del parent[int(last)]
+            else:
+                del parent[last]
+        elif isinstance(parent, list):
+            idx = len(parent) if last == "-" else int(last)
+            if op.get("op") == "add":
+                parent.insert(idx, op.get("value"))
+            else:
+                parent[idx] = op.get("value")
+        else:
+            if op.get("op") == "replace" and last not in parent:
+                raise KeyError(last)
+            parent[last] = op.get("value")
+    return doc
+
+
+def _patch(words: list[str], args: list[str], target: Target, ns: str | None) -> int:
+    """kubectl patch TYPE NAME / TYPE/NAME -p PATCH [--type strategic|merge|json]."""
+    what, _, name = words[0].partition("/")
+    name = name or (words[1] if len(words) > 1 else "")
+    text = base.opt(args, "-p", "--patch")
+    patch_file = base.opt(args, "--patch-file")
+    if text is None and patch_file is not None:
+        text = base.read_node_file(patch_file)
+        if text is None:
+            die(
+                f"error: unable to read patch file: open {patch_file}: no such file or directory", 1
+            )
+    if text is None:
+        die("error: must specify --patch or --patch-file containing the contents of the patch", 1)
+    assert text is not None
+    import yaml
+
+    try:
+        patch = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        die(f'error: unable to parse "{text}": {exc}', 1)
+    kind_of_patch = base.opt(args, "--type") or "strategic"
+    with target.edit() as cluster:
+        kind, key, obj = _lookup(cluster, what, name, ns)
+        if obj is None:
+            api = next((o.get("apiVersion", "v1") for k, o in cluster.get("objects", {}).items()
+                        if k.startswith(f"{kind}/")), "v1")  # fmt: skip
+            res = _resource(kind, api)
+            plural, _, group = res.partition(".")
+            die(
+                f'Error from server (NotFound): {plural}s{"." + group if group else ""} "{name}" not found',
+                1,
+            )
+        assert obj is not None
+        try:
+            if kind_of_patch == "json":
+                new = _json_patch(obj, patch if isinstance(patch, list) else [])
+            else:
+                # strategic merge behaves as a merge patch for custom resources and plain fields
+                new = _merge_patch(obj, patch)
+        except (KeyError, IndexError, ValueError, TypeError) as exc:
+            die(
+                f"The request is invalid: the server rejected our request due to an error in our request: {exc}",
+                1,
+            )
+        changed = new != obj
+        cluster["objects"][key] = new
+        operators(cluster)
+    out(
+        f"{_resource(kind, obj.get('apiVersion', 'v1'))}/{name} patched{'' if changed else ' (no change)'}"
+    )
+    return 0
+
+
+def _wait_jsonpath(
+    words: list[str], names: list[str], target: Target, ns: str | None, cond: str, deadline: float
+) -> int:
+    """kubectl wait --for=jsonpath='{.status.x}'=VALUE TYPE/NAME...: until every object matches."""
+    what = (words[0] if words else "").split("/")[0]
+    expr, _, want = cond.removeprefix("jsonpath=").rpartition("=")
+    if not expr:  # --for=jsonpath='{.status.x}': the field only has to exist
+        expr, want = cond.removeprefix("jsonpath="), ""
+    while True:
+        with target.edit() as cluster:
+            operators(cluster)
+            found = {n: _lookup(cluster, what, n, ns) for n in names}
+        missing = [n for n, (_, _, o) in found.items() if o is None]
+        if missing:
+            kind = found[missing[0]][0]
+            die(f'Error from server (NotFound): {kind.lower()}s "{missing[0]}" not found', 1)
+        pending = [
+            n
+            for n, (_, _, o) in found.items()
+            if (_jsonpath(o, expr) != want if want else not _jsonpath(o, expr))
+        ]
+        if not pending:
+            for n, (kind, _, o) in found.items():
+                out(f"{_resource(kind, (o or {}).get('apiVersion', 'v1'))}/{n} condition met")
+            return 0
+        if time.time() >= deadline:
+            die(f"error: timed out waiting for the condition on {what}/{pending[0]}", 1)
+        time.sleep(1)
+
+
+# ---------------------------------------------------------------- controllers
+
+
+def operators(cluster: dict[str, Any]) -> None:
+    """What the cluster's controllers do after a change: MetalLB, OpenEBS."""
+    metallb_reconcile(cluster)
+    openebs_reconcile(cluster)
+
+
+def _pool_ips(pool: dict[str, Any], limit: int = 1024) -> list[str]:
+    import ipaddress
+
+    ips: list[str] = []
+    for entry in (pool.get("spec") or {}).get("addresses") or []:
+        entry = str(entry)
+        if "-" in entry:
+            lo, hi = (int(ipaddress.IPv4Address(x.strip())) for x in entry.split("-", 1))
+            ips += [str(ipaddress.IPv4Address(a)) for a in range(lo, min(hi + 1, lo + limit))]
+        else:
+            net = ipaddress.ip_network(entry, strict=False)
+            hosts = net.hosts() if net.num_addresses > 1 else iter([net.network_address])
+            for a in hosts:
+                if len(ips) >= limit:
+                    break
+                ips.append(str(a))
+    return ips
+
+
+def metallb_reconcile(cluster: dict[str, Any]) -> None:
+    """MetalLB's controller: a LoadBalancer Service gets an address of an IPAddressPool (the one
+    it asks for with spec.loadBalancerIP or metallb.universe.tf/loadBalancerIPs, if free)."""
+    objects = cluster.setdefault("objects", {})
+    if "Deployment/metallb-system/controller" not in objects:
+        return
+    pools = [o for k, o in sorted(objects.items()) if k.startswith("IPAddressPool/")]
+    services = [o for k, o in sorted(objects.items()) if k.startswith("Service/")
+                and (o.get("spec") or {}).get("type") == "LoadBalancer"]  # fmt: skip
+    taken = {i.get("ip") for svc in services
+             for i in ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []}  # fmt: skip
+    for svc in services:
+        if ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress"):
+            continue
+        ann = (svc.get("metadata") or {}).get("annotations") or {}
+        wanted = (svc.get("spec") or {}).get("loadBalancerIP") or ann.get(
+            "metallb.universe.tf/loadBalancerIPs"
+        )
+        free = [ip for pool in pools for ip in _pool_ips(pool) if ip not in taken]
+        ip = (wanted if wanted in free else None) if wanted else (free[0] if free else None)
+        if ip is None:
+            continue  # <pending>, as kubectl get svc shows it
+        svc["status"] = {"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}}
+        taken.add(ip)
+
+
+# ---------------------------------------------------------------- OpenEBS operators
+
+MAYASTOR = "io.openebs.csi-mayastor"
+
+
+def _lab_disk(node: dict[str, Any] | None, dev: str) -> dict[str, Any] | None:
+    """The disk of a lab node that a DiskPool names (/dev/sdX or /dev/disk/by-id/...)."""
+    for disk in ((node or {}).get("facts") or {}).get("disks", []):
+        model = str(disk.get("model", "")).replace(" ", "_")
+        names = {f"/dev/{disk['name']}"}
+        if disk.get("wwn"):
+            names.add(f"/dev/disk/by-id/wwn-{disk['wwn']}")
+        if disk.get("serial"):
+            names |= {f"/dev/disk/by-id/ata-{model}_{disk['serial']}",
+                      f"/dev/disk/by-id/scsi-0{disk.get('vendor', '')}_{model}_{disk['serial']}"}  # fmt: skip
+        if dev in names:
+            return dict(disk)
+    return None
+
+
+def _quantity(text: str) -> int:
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGTE]i?)?", str(text).strip())
+    if not m:
+        return 0
+    mult = {None: 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "Ki": 2**10, "Mi": 2**20,
+            "Gi": 2**30, "Ti": 2**40}.get(m.group(2), 1)  # fmt: skip
+    return int(float(m.group(1)) * mult)
+
+
+def openebs_reconcile(cluster: dict[str, Any]) -> None:
+    """What OpenEBS's operators do: the diskpool operator brings a DiskPool up (status.cr_state
+    Created, pool_status Online) once the io-engine runs on its node (the openebs chart with
+    replicated storage, the node labelled openebs.io/engine=mayastor) and its one disk exists
+    there; the mayastor CSI controller provisions a claim on `repl` pools of different nodes."""
+    objects = cluster.setdefault("objects", {})
+    if not any(k.startswith(("DiskPool/", "PersistentVolumeClaim/")) for k in objects):
+        return
+    engine = f"CSIDriver//{MAYASTOR}" in objects
+    lab_nodes = {str(n["name"]).lower(): n for n in base.lab().get("nodes", [])}
+    members = {str(k).lower(): v for k, v in cluster.get("nodes", {}).items()}
+    replicas: dict[str, list[list[Any]]] = cluster.setdefault("openebs_replicas", {})
+    for pv in [pv for pv in replicas if f"PersistentVolume//{pv}" not in objects]:
+        del replicas[pv]  # the volume was deleted with its claim
+    used: dict[str, int] = {}
+    for placed in replicas.values():
+        for pool, size in placed:
+            used[pool] = used.get(pool, 0) + int(size)
+    pools: dict[str, dict[str, Any]] = {}
+    for key, pool in objects.items():
+        if not key.startswith("DiskPool/"):
+            continue
+        spec = pool.get("spec") or {}
+        node = str(spec.get("node", "")).lower()
+        disks = [re.sub(r"^[a-z]+://", "", str(d)).split("?")[0] for d in spec.get("disks") or []]
+        labels = (members.get(node) or {}).get("labels") or {}
+        disk = _lab_disk(lab_nodes.get(node), disks[0]) if len(disks) == 1 else None
+        name = str((pool.get("metadata") or {}).get("name"))
+        if (
+            engine
+            and labels.get("openebs.io/engine") == "mayastor"
+            and disk
+            and not disk.get("system")
+        ):
+            capacity = int(float(disk["size_gb"]) * 1024**3) - 4 * 1024**2  # pool metadata
+            taken = used.get(name, 0)
+            pool["status"] = {"cr_state": "Created", "pool_status": "Online", "capacity": capacity,
+                              "used": taken, "available": capacity - taken}  # fmt: skip
+            pools[name] = {"node": node, "available": capacity - taken}
+        else:
+            pool["status"] = {"cr_state": "Creating", "pool_status": "Unknown", "capacity": 0,
+                              "used": 0, "available": 0}  # fmt: skip
+    for key in [k for k in objects if k.startswith("PersistentVolumeClaim/")]:
+        pvc = objects[key]
+        spec = pvc.get("spec") or {}
+        if (pvc.get("status") or {}).get("phase") == "Bound":
+            continue
+        sc = objects.get(f"StorageClass//{spec.get('storageClassName')}")
+        if sc is None or sc.get("provisioner") != MAYASTOR or not engine:
+            continue
+        size = _quantity(((spec.get("resources") or {}).get("requests") or {}).get("storage", "0"))
+        repl = int(str((sc.get("parameters") or {}).get("repl", "1")))
+        chosen: list[str] = []
+        for name, info in sorted(pools.items(), key=lambda kv: -kv[1]["available"]):
+            if info["available"] >= size and info["node"] not in {pools[c]["node"] for c in chosen}:
+                chosen.append(name)
+        if len(chosen) < repl:
+            pvc.setdefault("status", {})["phase"] = "Pending"
+            pvc["_events"] = [f'failed to provision volume with StorageClass "{sc["metadata"]["name"]}": rpc error: '
+                              f"code = ResourceExhausted desc = Not enough suitable pools available, {len(chosen)}/{repl}"]  # fmt: skip
+            continue
+        meta = pvc.setdefault("metadata", {})
+        from installer.lab.shims import render
+
+        uid = meta.setdefault("uid", render.fake_uuid(key, str(time.time())))
+        pv_name = f"pvc-{uid}"
+        request = str(((spec.get("resources") or {}).get("requests") or {}).get("storage", "0"))
+        replicas[pv_name] = [[c, size] for c in chosen[:repl]]
+        for c in chosen[:repl]:
+            pools[c]["available"] -= size
+            st = objects[
+                next(k for k in objects if k.startswith("DiskPool/") and k.endswith(f"/{c}"))
+            ]["status"]
+            st["used"] += size
+            st["available"] -= size
+        objects[f"PersistentVolume//{pv_name}"] = {
+            "apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": pv_name, "annotations": {"pv.kubernetes.io/provisioned-by": MAYASTOR}},
+            "spec": {"accessModes": spec.get("accessModes", ["ReadWriteOnce"]), "capacity": {"storage": request},
+                     "claimRef": {"kind": "PersistentVolumeClaim", "namespace": meta.get("namespace"),
+                                  "name": meta.get("name"), "uid": uid},
+                     "csi": {"driver": MAYASTOR, "fsType": "ext4", "volumeHandle": uid,
+                             "volumeAttributes": {"protocol": str((sc.get("parameters") or {}).get("protocol", "nvmf")),
+                                                  "repl": str(repl)}},
+                     "persistentVolumeReclaimPolicy": sc.get("reclaimPolicy", "Delete"),
+                     "storageClassName": sc["metadata"]["name"], "volumeMode": "Filesystem"},
+            "status": {"phase": "Bound"},
+        }  # fmt: skip
+        spec["volumeName"] = pv_name
+        pvc["status"] = {"phase": "Bound", "accessModes": spec.get("accessModes", ["ReadWriteOnce"]),
+                         "capacity": {"storage": request}}  # fmt: skip
+        pvc.pop("_events", None)

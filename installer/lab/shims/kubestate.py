@@ -173,6 +173,47 @@ def known_kinds(cluster: dict[str, Any]) -> set[str]:
     return kinds
 
 
+def _crds(cluster: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        obj.get("spec") or {}
+        for key, obj in cluster.get("objects", {}).items()
+        if key.startswith("CustomResourceDefinition/")
+    ]
+
+
+def resolve_kind(cluster: dict[str, Any], what: str) -> str:
+    """The kind a resource name means, as kubectl finds it by discovery: built-in names, then
+    each CRD's plural, singular, kind and short names, alone or with the group (installations,
+    installation.operator.tigera.io)."""
+    low = what.lower()
+    if low.split(".")[0] in ALIASES:
+        return ALIASES[low.split(".")[0]]
+    for spec in _crds(cluster):
+        names = spec.get("names") or {}
+        kind = names.get("kind")
+        group = str(spec.get("group", "")).lower()
+        if not kind:
+            continue
+        for name in (
+            names.get("plural"),
+            names.get("singular"),
+            kind,
+            *(names.get("shortNames") or []),
+        ):
+            if name and low in (str(name).lower(), f"{str(name).lower()}.{group}"):
+                return str(kind)
+    return what
+
+
+def cluster_scoped(cluster: dict[str, Any], kind: str) -> bool:
+    if kind in CLUSTER_SCOPED:
+        return True
+    return any(
+        (spec.get("names") or {}).get("kind") == kind and spec.get("scope") == "Cluster"
+        for spec in _crds(cluster)
+    )
+
+
 def namespaces(cluster: dict[str, Any]) -> list[str]:
     found = list(NAMESPACES)
     for key in cluster.get("objects", {}):

@@ -267,6 +267,21 @@ def vgs(args: list[str]) -> int:
     )
 
 
+def _positional(args: list[str]) -> list[str]:
+    """The report's arguments (devices, VGs), past the options and their values."""
+    valued = {"-o", "--options", "-O", "--sort", "--separator", "--units", "--reportformat", "-S",
+              "--select", "--config", "--configreport"}  # fmt: skip
+    words, i = [], 0
+    while i < len(args):
+        if args[i] in valued:
+            i += 2
+            continue
+        if not args[i].startswith("-"):
+            words.append(args[i])
+        i += 1
+    return words
+
+
 def pvs(args: list[str]) -> int:
     st = state()
     rows = []
@@ -276,12 +291,39 @@ def pvs(args: list[str]) -> int:
                 dev = f"/dev/{t['name']}"
                 vg = _vg_name(st, dev)
                 rows.append({"pv_name": dev, "vg_name": vg, "pv_size": t["size"],
-                             "pv_free": _free(st["vgs"][vg]) if vg else t["size"], "pv_fmt": "lvm2"})  # fmt: skip
-    return _report(args, "pv", rows, ["pv_name", "vg_name", "pv_fmt", "pv_size", "pv_free"])
+                             "pv_free": _free(st["vgs"][vg]) if vg else t["size"], "pv_fmt": "lvm2",
+                             "pv_attr": "a--" if vg else "---", "pv_uuid": t.get("uuid", "")})  # fmt: skip
+    wanted = _positional(args)
+    if wanted:
+        picked = []
+        for dev in wanted:
+            found = find(st, dev)
+            name = f"/dev/{(found[1] or found[0])['name']}" if found else None
+            match = [r for r in rows if r["pv_name"] == name]
+            if not match:
+                err(f'  Failed to find physical volume "{dev}".')
+                return 5
+            picked += match
+        rows = picked
+    return _report(
+        args, "pv", rows, ["pv_name", "vg_name", "pv_fmt", "pv_attr", "pv_size", "pv_free"]
+    )
 
 
 def lvs(args: list[str]) -> int:
     st = state()
-    rows = [{"lv_name": lv, "vg_name": vg_name, "lv_size": info["size"], "lv_attr": "-wi-ao----" if info.get("mountpoint") else "-wi-a-----"}
+    rows = [{"lv_name": lv, "vg_name": vg_name, "lv_size": info["size"], "lv_attr": "-wi-ao----" if info.get("mountpoint") else "-wi-a-----",
+             "lv_tags": info.get("tags", ""), "lv_path": f"/dev/{vg_name}/{lv}", "devices": ",".join(f"{d}(0)" for d in vg["pvs"])}
             for vg_name, vg in sorted(st["vgs"].items()) for lv, info in sorted(vg["lvs"].items())]  # fmt: skip
+    wanted = _positional(args)
+    if wanted:
+        picked = []
+        for w in wanted:
+            vg_name, _, lv_name = w.removeprefix("/dev/").partition("/")
+            if vg_name not in st["vgs"]:
+                err(f'  Volume group "{vg_name}" not found')
+                err(f"  Cannot process volume group {vg_name}")
+                return 5
+            picked += [r for r in rows if r["vg_name"] == vg_name and lv_name in ("", r["lv_name"])]
+        rows = picked
     return _report(args, "lv", rows, ["lv_name", "vg_name", "lv_attr", "lv_size"])

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 from installer.lab.shims import base, kubestate
@@ -22,6 +26,15 @@ ADDONS = {
 }  # fmt: skip
 DEFAULT_ENABLED = ["dns", "ha-cluster", "helm", "helm3"]
 METALLB_KINDS = ["IPAddressPool", "L2Advertisement", "BGPPeer", "BGPAdvertisement"]
+# ${SNAP_DATA}/var/lock: join --worker marks the node with these (cluster/join.py mark_worker_node)
+LOCK_DIR = Path("/var/snap/microk8s/current/var/lock")
+WORKER_LOCKS = ("clustered.lock", "no-k8s-dqlite")
+WORKER_REFUSAL = (
+    "This MicroK8s deployment is acting as a node in a cluster.\nPlease use the master node."
+)
+TOKEN_MIN_LEN = 32
+# The Calico CNI that MicroK8s ships: its CRDs, and the FelixConfiguration calico-node creates.
+CALICO_CRDS = {"FelixConfiguration": "felixconfigurations", "IPPool": "ippools"}
 
 
 def _me() -> str:
@@ -38,9 +51,38 @@ def _cluster_of(st: dict[str, Any], name: str) -> str:
             "flavour": "microk8s", "initialized": True, "version": _version(), "addons": list(DEFAULT_ENABLED),
             "nodes": {name: {"control_plane": True, "role": "voter", "joined": time.time(),
                              "address": base.node().get("address"), "host": name}},
-            "tokens": {}, "objects": {}, "cni": "calico", "ca": base.rand_hex(12),
+            "tokens": {}, "objects": _calico_objects(), "cni": "calico", "ca": base.rand_hex(12),
         }  # fmt: skip
     return str(cid)
+
+
+def _calico_objects() -> dict[str, Any]:
+    objects: dict[str, Any] = {}
+    for kind, plural in CALICO_CRDS.items():
+        name = f"{plural}.crd.projectcalico.org"
+        objects[f"CustomResourceDefinition//{name}"] = {
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": name},
+            "spec": {"group": "crd.projectcalico.org", "scope": "Cluster",
+                     "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": f"{kind}List"},
+                     "versions": [{"name": "v1", "served": True, "storage": True}]},
+        }  # fmt: skip
+    objects["FelixConfiguration//default"] = {
+        "apiVersion": "crd.projectcalico.org/v1", "kind": "FelixConfiguration",
+        "metadata": {"name": "default"}, "spec": {"bpfLogLevel": "", "logSeverityScreen": "Info",
+                                                  "reportingInterval": "0s", "vxlanEnabled": True},
+    }  # fmt: skip
+    objects["IPPool//default-ipv4-ippool"] = {
+        "apiVersion": "crd.projectcalico.org/v1", "kind": "IPPool",
+        "metadata": {"name": "default-ipv4-ippool"},
+        "spec": {"cidr": "10.1.0.0/16", "ipipMode": "Never", "natOutgoing": True, "vxlanMode": "Always"},
+    }  # fmt: skip
+    return objects
+
+
+def _is_worker() -> bool:
+    """join --worker left ${SNAP_DATA}/var/lock/clustered.lock (common/utils.py is_cluster_locked)."""
+    return (LOCK_DIR / "clustered.lock").exists()
 
 
 def _version() -> str:
@@ -101,6 +143,8 @@ def microk8s(args: list[str]) -> int:
             st["clusters"][cid]["nodes"].pop(_me(), None)
             st["member_of"].pop(_me(), None)
             _cluster_of(st, _me())
+        for lock in WORKER_LOCKS:
+            (LOCK_DIR / lock).unlink(missing_ok=True)
         out("Generating new cluster certificates.\nWaiting for node to start.")
         return 0
     if verb == "remove-node" and len(words) > 1:
@@ -122,14 +166,20 @@ def _status(args: list[str]) -> int:
     if base.peek_node("microk8s").get("stopped"):
         out("microk8s is not running. Use microk8s inspect for a deeper inspection.")
         return 1
+    if _is_worker():
+        out(WORKER_REFUSAL)
+        return 1
     with base.cluster_state(STORE) as st:
         cid = _cluster_of(st, _me())
         cluster = st["clusters"][cid]
     me = cluster["nodes"].get(_me(), {})
     if me.get("role") == "worker":
-        out(
-            "This MicroK8s deployment is acting as a node in a cluster.\nPlease use the master node."
-        )
+        out(WORKER_REFUSAL)
+        return 1
+    addon = base.opt(args, "--addon", "-a")
+    if addon is not None and addon != "all":
+        # status.py: print_addon_status
+        out("enabled" if addon in cluster["addons"] else "disabled")
         return 0
     voters = [n["address"] for n in cluster["nodes"].values() if n.get("role") == "voter"]
     standby = [n["address"] for n in cluster["nodes"].values() if n.get("role") == "standby"]
@@ -151,40 +201,63 @@ def _status(args: list[str]) -> int:
 
 
 def _add_node(args: list[str]) -> int:
+    """add_token.py: register a token (single use, or reusable until --token-ttl runs out)."""
+    if _is_worker():
+        die(
+            "This MicroK8s deployment is acting as a node in a cluster. Please use the microk8s add-node on the master.",
+            1,
+        )
     _running()
-    token = next(
-        (args[i + 1] for i, a in enumerate(args) if a in ("--token", "-t") and i + 1 < len(args)),
-        None,
-    ) or base.rand_hex(32)
-    ttl = next(
-        (
-            int(args[i + 1])
-            for i, a in enumerate(args)
-            if a in ("--token-ttl", "-l") and i + 1 < len(args)
-        ),
-        3600,
-    )
+    token = base.opt(args, "--token", "-t") or base.rand_hex(32)
+    ttl_text = base.opt(args, "--token-ttl", "-l") or "-1"
+    fmt = base.opt(args, "--format") or "pretty"
+    if fmt not in ("pretty", "short", "token", "token-check", "json", "yaml"):
+        die(
+            f"usage: microk8s add-node [-h] [--token-ttl TOKEN_TTL] [--token TOKEN] [--format {{pretty,short,token,token-check,json,yaml}}]\n"
+            f"microk8s add-node: error: argument --format: invalid choice: '{fmt}'",
+            2,
+        )
+    try:
+        ttl = int(ttl_text)
+    except ValueError:
+        die(
+            f"microk8s add-node: error: argument --token-ttl/-l: invalid int value: '{ttl_text}'", 2
+        )
+    if len(token) < TOKEN_MIN_LEN:
+        out("Invalid token size.  It must be 32 characters long.")
+        return 1
     with base.cluster_state(STORE) as st:
         cid = _cluster_of(st, _me())
         cluster = st["clusters"][cid]
         if cluster["nodes"].get(_me(), {}).get("role") == "worker":
-            die(
-                "This MicroK8s deployment is acting as a node in a cluster.\nPlease use the master node.",
-                1,
-            )
-        cluster["tokens"][token] = {"expires": time.time() + ttl, "used": False}
-        ca = cluster["ca"]
+            die(WORKER_REFUSAL, 1)
+        # cluster-tokens.txt: "<token>" (once) or "<token>|<expiry>" (reusable until then)
+        cluster["tokens"][token] = {"expires": time.time() + ttl if ttl != -1 else None,
+                                    "once": ttl == -1, "used": False}  # fmt: skip
+        check = cluster["ca"]
     addrs = [a.split("/")[0] for nic in base.facts()["nics"] for a in nic["addresses"]]
-    url = f"{addrs[0]}:25000/{token}/{ca}"
-    out("From the node you wish to join to this cluster, run the following:")
-    out(f"microk8s join {url}\n")
-    out("Use the '--worker' flag to join a node as a worker not running the control plane, eg:")
-    out(f"microk8s join {url} --worker\n")
-    out(
-        "If the node you are adding is not reachable through the default interface you can use one of the following:"
-    )
-    for a in addrs:
-        out(f"microk8s join {a}:25000/{token}/{ca}")
+    urls = [f"{a}:25000/{token}/{check}" for a in addrs]
+    if fmt == "token-check":
+        out(f"{token}/{check}")
+    elif fmt == "token":
+        out(token)
+    elif fmt == "short":
+        for u in urls:
+            out(f"microk8s join {u}")
+    elif fmt == "json":
+        out(json.dumps({"token": f"{token}/{check}", "urls": urls}, indent=2))
+    elif fmt == "yaml":
+        out(f"token: {token}/{check}\nurls:\n" + "".join(f"- {u}\n" for u in urls), end="")
+    else:
+        out("From the node you wish to join to this cluster, run the following:")
+        out(f"microk8s join {urls[0]}\n")
+        out("Use the '--worker' flag to join a node as a worker not running the control plane, eg:")
+        out(f"microk8s join {urls[0]} --worker\n")
+        out(
+            "If the node you are adding is not reachable through the default interface you can use one of the following:"
+        )
+        for u in urls:
+            out(f"microk8s join {u}")
     return 0
 
 
@@ -207,7 +280,9 @@ def _join(words: list[str], args: list[str]) -> int:
                 1,
             )
         t = cluster["tokens"].get(token)
-        if t is None or t["used"] or t["expires"] < time.time():
+        once = t is not None and t.get("once", True)
+        expired = t is not None and t.get("expires") is not None and t["expires"] < time.time()
+        if t is None or (once and t["used"]) or expired:
             die("Connection failed. Invalid token (500).", 1)
         if ca and ca != cluster["ca"]:
             die(
@@ -230,6 +305,10 @@ def _join(words: list[str], args: list[str]) -> int:
                                 "address": base.node().get("address"), "host": me}  # fmt: skip
         st["member_of"][me] = cid
     if worker:
+        LOCK_DIR.mkdir(parents=True, exist_ok=True)
+        for lock in WORKER_LOCKS:
+            (LOCK_DIR / lock).touch()
+            os.chmod(LOCK_DIR / lock, 0o700)
         out("The node has joined the cluster and will appear in the nodes list in a few seconds.\n")
         out(
             "This worker node gets automatically configured with the API server endpoints.\nIf the API servers are behind a loadbalancer please set the '--refresh-interval' to '0s' in:\n    /var/snap/microk8s/current/args/apiserver-proxy"
@@ -240,7 +319,36 @@ def _join(words: list[str], args: list[str]) -> int:
     return 0
 
 
+def _metallb_objects(cluster: dict[str, Any], ranges: list[str]) -> dict[str, Any]:
+    """What enabling metallb creates: metallb.yaml's namespace and workloads, then
+    addresspool.yaml's IPAddressPool default-addresspool and L2Advertisement."""
+    from installer.lab.shims import kubestate
+
+    ns = "metallb-system"
+
+    def key(kind: str, name: str) -> str:
+        return kubestate.obj_key(
+            kind, None if kubestate.cluster_scoped(cluster, kind) else ns, name
+        )
+
+    meta = {"namespace": ns, "labels": {"app": "metallb"}}
+    return {
+        kubestate.obj_key("Namespace", None, ns): {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+        key("Deployment", "controller"): {"apiVersion": "apps/v1", "kind": "Deployment",
+                                          "metadata": {"name": "controller", **meta}},
+        key("DaemonSet", "speaker"): {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "speaker", **meta}},
+        key("IPAddressPool", "default-addresspool"): {
+            "apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+            "metadata": {"name": "default-addresspool", "namespace": ns}, "spec": {"addresses": ranges}},
+        key("L2Advertisement", "default-advertise-all-pools"): {
+            "apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
+            "metadata": {"name": "default-advertise-all-pools", "namespace": ns}},
+    }  # fmt: skip
+
+
 def _addon(verb: str, names: list[str]) -> int:
+    if _is_worker():
+        die(WORKER_REFUSAL, 1)
     _running()
     if not names:
         die(f"Usage: microk8s {verb} ADDON...", 1)
@@ -259,6 +367,12 @@ def _addon(verb: str, names: list[str]) -> int:
             if verb == "disable":
                 if name in cluster["addons"]:
                     cluster["addons"].remove(name)
+                if name in ("metallb", "ingress"):
+                    made = (
+                        _metallb_objects(cluster, []) if name == "metallb" else _ingress_objects()
+                    )
+                    for key in made:
+                        cluster.get("objects", {}).pop(key, None)
                 out(
                     f"Disabling {name}\n{name} is disabled"
                     if name != "metallb"
@@ -273,6 +387,15 @@ def _addon(verb: str, names: list[str]) -> int:
                     "Enabling MetalLB\nEnter each IP address range delimited by comma (e.g. '10.64.140.43-10.64.140.49,192.168.0.105-192.168.0.111'): Error: no IP address range given",
                     1,
                 )
+            if name == "metallb":
+                # addons/metallb/enable: each range is a-b or a CIDR
+                for r in arg.split(","):
+                    if not (re.fullmatch(r"\d+\.\d+\.\d+\.\d+-\d+\.\d+\.\d+\.\d+", r)
+                            or re.fullmatch(r"\d+\.\d+\.\d+\.\d{1,3}/\d{1,3}", r)):  # fmt: skip
+                        die(
+                            f"Infer repository core for addon metallb\nEnabling MetalLB\nYour input value ({r}) is not a valid IP Range",
+                            1,
+                        )
             if name == "openebs" and "community" not in cluster["addons"]:
                 die(
                     "Addon openebs was not found in any repository\nTo use the community maintained flavor enable the respective repository:\n\n    microk8s enable community",
@@ -284,9 +407,45 @@ def _addon(verb: str, names: list[str]) -> int:
                 cluster.setdefault("crd_kinds", [])
                 cluster["crd_kinds"] += [k for k in METALLB_KINDS if k not in cluster["crd_kinds"]]
                 cluster["metallb_ranges"] = arg.split(",")
+                cluster.setdefault("objects", {}).update(_metallb_objects(cluster, arg.split(",")))
                 out(
-                    "Enabling MetalLB\nApplying Metallb manifest\ncustomresourcedefinition.apiextensions.k8s.io/ipaddresspools.metallb.io created\nMetalLB is enabled"
+                    "Enabling MetalLB\nApplying Metallb manifest\ncustomresourcedefinition.apiextensions.k8s.io/ipaddresspools.metallb.io created\n"
+                    "namespace/metallb-system created\ndeployment.apps/controller created\ndaemonset.apps/speaker created\n"
+                    "Waiting for Metallb controller to be ready.\ndeployment.apps/controller condition met\n"
+                    "ipaddresspool.metallb.io/default-addresspool created\nl2advertisement.metallb.io/default-advertise-all-pools created\n"
+                    "MetalLB is enabled"
+                )
+            elif name == "ingress":
+                cluster.setdefault("objects", {}).update(_ingress_objects())
+                out(
+                    "Enabling Ingress\ningressclass.networking.k8s.io/public created\ningressclass.networking.k8s.io/nginx created\n"
+                    "namespace/ingress created\ndaemonset.apps/nginx-ingress-microk8s-controller created\nIngress is enabled"
                 )
             else:
                 out(f"Enabling {name}\n{name.upper() if name == 'dns' else name} is enabled")
     return 0
+
+
+def _ingress_objects() -> dict[str, Any]:
+    """addons/ingress/ingress.yaml: the IngressClasses, the namespace and the controller."""
+    ds = {"apiVersion": "apps/v1", "kind": "DaemonSet",
+          "metadata": {"name": "nginx-ingress-microk8s-controller", "namespace": "ingress",
+                       "labels": {"microk8s-application": "nginx-ingress-microk8s"}},
+          "spec": {"selector": {"matchLabels": {"name": "nginx-ingress-microk8s"}},
+                   "template": {"metadata": {"labels": {"name": "nginx-ingress-microk8s"}}}}}  # fmt: skip
+    classes = {
+        f"IngressClass//{n}": {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+                               "metadata": {"name": n, **({"annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}}
+                                                         if n == "public" else {})},
+                               "spec": {"controller": "k8s.io/ingress-nginx"}}
+        for n in ("public", "nginx")
+    }  # fmt: skip
+    return {
+        **classes,
+        "Namespace//ingress": {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": "ingress"},
+        },
+        "DaemonSet/ingress/nginx-ingress-microk8s-controller": ds,
+    }

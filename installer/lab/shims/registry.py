@@ -12,8 +12,8 @@ TOOLS: dict[str, str] = {
     **dict.fromkeys(["curl", "wget"], "downloads"),
     **dict.fromkeys(["ip", "ss", "ufw", "iptables", "ip6tables", "nft", "firewall-cmd"], "net"),
     **dict.fromkeys(
-        ["systemctl", "journalctl", "service", "reboot", "shutdown", "poweroff", "halt"],
-        "systemctl"),
+        ["systemctl", "journalctl", "service", "reboot", "shutdown", "poweroff", "halt",
+         "keepalived"], "systemctl"),
     **dict.fromkeys(
         ["hostnamectl", "timedatectl", "systemd-detect-virt", "chronyc", "ntpq", "uname", "nproc",
          "sudo"], "host"),
@@ -25,9 +25,10 @@ TOOLS: dict[str, str] = {
     **dict.fromkeys(["lsblk", "wipefs", "sgdisk", "df", "blkid"], "disks"),
     "kubeadm": "kubeadm",
     **dict.fromkeys(["kubectl", "helm"], "kube"),
-    **dict.fromkeys(["kubelet", "crictl", "containerd", "ctr"], "runtime"),
+    **dict.fromkeys(["kubelet", "crictl", "containerd", "ctr", "runc", "containerd-shim-runc-v2",
+                     "containerd-stress"], "runtime"),
     **dict.fromkeys(["rke2", "rke", "rke2-install"], "rke"),
-    "cephadm": "cephadm",
+    **dict.fromkeys(["cephadm", "podman"], "cephadm"),
     **dict.fromkeys(["ceph", "rbd"], "ceph"),
     **dict.fromkeys(["microk8s"], "microk8s"),
 }  # fmt: skip
@@ -35,8 +36,9 @@ TOOLS: dict[str, str] = {
 # Present on every node from the start (a fresh Ubuntu server has them).
 ALWAYS = tuple(
     t for t in TOOLS
-    if t not in {"kubeadm", "kubectl", "kubelet", "helm", "crictl", "containerd", "ctr", "rke2",
-                 "rke", "rke2-install", "cephadm", "ceph", "rbd", "microk8s", "chronyc", "ntpq",
+    if t not in {"kubeadm", "kubectl", "kubelet", "helm", "crictl", "containerd", "ctr", "runc",
+                 "containerd-shim-runc-v2", "containerd-stress", "keepalived", "rke2",
+                 "rke", "rke2-install", "cephadm", "podman", "ceph", "rbd", "microk8s", "chronyc", "ntpq",
                  "firewall-cmd"}
 )  # fmt: skip
 
@@ -65,4 +67,8 @@ PACKAGE_BINARIES: dict[str, tuple[str, ...]] = {
     "cri-tools": ("crictl",),
     "chrony": ("chronyc", "chronyd"),
     "ntp": ("ntpq", "ntpd"),
+    # A fresh Ubuntu server has no kubectl: hide one the lab's machine may have (the
+    # shim answers once a package, RKE2 or snap brings it).
+    "kubectl": ("kubectl",),
+    "helm": ("helm",),
 }

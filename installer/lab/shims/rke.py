@@ -83,6 +83,23 @@ def _log(msg: str) -> None:
         )
 
 
+def _vip_held() -> bool:
+    """Some node's active keepalived holds the lab's VIP (the fixed registration address)."""
+    vip = str(base.lab().get("vip"))
+    return any(
+        v.get("active") and any(x.split("/")[0] == vip for x in v.get("vips", []))
+        for v in base.peek_cluster("keepalived").values()
+    )
+
+
+def _list(value: object) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return [v for v in str(value).split(",") if v]
+
+
 def service_start(kind: str) -> None:
     cfg = _config()
     version = str(base.peek_node("rke2").get("version", DEFAULT_VERSION))
@@ -91,12 +108,21 @@ def service_start(kind: str) -> None:
     name = str(cfg.get("node-name") or base.node_name())
     me = str(base.node().get("address"))
     with base.cluster_state(K8S) as st:
-        if not server:
+        db = Path("/var/lib/rancher/rke2/server/db/etcd")
+        if not server and db.is_dir() and st.get("initialized") and st.get("flavour") == "rke2":
+            # A restart of the first server: its datastore is there, the cluster goes on.
+            if token and token not in (st["token"], st["secret"]):
+                _log(
+                    "starting kubernetes: preparing server: bootstrap data already found and encrypted with different token"
+                )
+                raise units.StartFailed("the control process exited with error code")
+        elif not server:
             if kind == "agent":
                 _log("--server is required")
                 raise units.StartFailed("the control process exited with error code")
             secret = token or base.rand_hex(32)
             full = f"K10{base.rand_hex(64)}::server:{secret}"
+            db.mkdir(parents=True, exist_ok=True)
             st.clear()
             st.update({"initialized": True, "flavour": "rke2", "version": "v" + version.lstrip("v").split("+")[0],
                        "endpoint": f"{me}:9345", "token": full, "secret": secret, "objects": {}, "cni": "canal",
@@ -115,6 +141,11 @@ def service_start(kind: str) -> None:
                 raise units.StartFailed("the control process exited with error code")
             host = m.group(1)
             servers = [n.get("address") for n in st["nodes"].values() if n.get("control_plane")]
+            if host == base.lab().get("vip") and not _vip_held():
+                _log(
+                    f'starting kubernetes: preparing server: failed to get CA certs: Get "{server}/cacerts": dial tcp {host}:9345: connect: no route to host'
+                )
+                raise units.StartFailed("the control process exited with error code")
             if host not in servers and host != base.lab().get("vip"):
                 _log(
                     f'starting kubernetes: preparing server: failed to get CA certs: Get "{server}/cacerts": dial tcp {host}:9345: connect: connection refused'
@@ -125,11 +156,31 @@ def service_start(kind: str) -> None:
                     "starting kubernetes: preparing server: failed to validate token: token CA hash does not match the Cluster CA certificate hash"
                 )
                 raise units.StartFailed("the control process exited with error code")
+        # RKE2 labels its servers with their roles and registers the node-label / node-taint
+        # values of config.yaml ("key=value:Effect").
+        labels = (
+            {f"node-role.kubernetes.io/{r}": "true" for r in ("control-plane", "etcd", "master")}
+            if kind == "server"
+            else {}
+        )
+        for item in _list(cfg.get("node-label")):
+            k, _, v = item.partition("=")
+            labels[k] = v
+        taints = []
+        for item in _list(cfg.get("node-taint")):
+            kv, _, effect = item.rpartition(":")
+            k, _, v = kv.partition("=")
+            taints.append(
+                {"key": k, "value": v, "effect": effect} if v else {"key": k, "effect": effect}
+            )
+        old = st["nodes"].get(name, {})
         st["nodes"][name] = {
             "control_plane": kind == "server",
-            "joined": time.time(),
+            "joined": old.get("joined", time.time()),
             "address": me,
             "host": base.node_name(),
+            "labels": {**old.get("labels", {}), **labels},
+            "taints": taints,
         }
         state = dict(st)
     if kind == "server":

@@ -26,11 +26,18 @@ def snap(args: list[str]) -> int:
             out("snap    2.63\nsnapd   2.63\nseries  16\nubuntu  22.04")
         return 0
     if verb == "list":
+        wanted = words[1:]
+        rows = [("core20", "20240227", "2264", "latest/stable", "base"),
+                ("snapd", "2.63", "21759", "latest/stable", "snapd")]  # fmt: skip
+        rows += [(n, s["version"], s["rev"], s["channel"], "classic") for n, s in state.items()]
+        rows = sorted(r for r in rows if not wanted or r[0] in wanted)
+        if not rows:
+            # snapd cmd_list.go: ErrNoMatchingSnaps
+            err("error: no matching snaps installed")
+            return 1
         out("Name      Version        Rev    Tracking       Publisher   Notes")
-        out("core20    20240227       2264   latest/stable  canonical✓  base")
-        out("snapd     2.63           21759  latest/stable  canonical✓  snapd")
-        for name, s in sorted(state.items()):
-            out(f"{name:<10}{s['version']:<15}{s['rev']:<7}{s['channel']:<15}canonical✓  classic")
+        for row in rows:
+            out(f"{row[0]:<10}{row[1]:<15}{row[2]:<7}{row[3]:<15}canonical✓  {row[4]}")
         return 0
     if verb == "install":
         channel = next(

@@ -108,19 +108,8 @@ def _start_behavior(unit: str, info: dict[str, Any], behavior: str) -> int | Non
             raise units.StartFailed(
                 "of an unmet condition check (ConditionFileNotEmpty=/etc/keepalived/keepalived.conf)"
             )
-        # keepalived -t looks the interfaces up in the real network namespace, where the
-        # node's NICs do not exist: check a copy that names one of the host's NICs instead.
-        import re
-
-        host_nics = base.lab().get("host_nics") or []
-        if host_nics:
-            nics = "|".join(re.escape(n["name"]) for n in base.facts()["nics"]) or "ens18"
-            text = Path(cfg).read_text(encoding="utf-8", errors="replace")
-            copy = Path(f"/run/fmp-lab-keepalived-check-{os.getpid()}.conf")
-            copy.write_text(
-                re.sub(rf"(\binterface\s+)({nics})\b", rf"\g<1>{host_nics[0]}", text),
-                encoding="utf-8",
-            )
+        copy = _keepalived_host_copy(cfg)
+        if copy is not None:
             try:
                 _check(unit, [str(base.REAL_DIR / "keepalived"), "-t", "-f", str(copy)])
             finally:
@@ -140,6 +129,55 @@ def _start_behavior(unit: str, info: dict[str, Any], behavior: str) -> int | Non
         kernel.sysctl(["--system", "-q"])
         return None
     return None
+
+
+def _keepalived_host_copy(cfg: str) -> Path | None:
+    """keepalived -t looks the interfaces up in the real network namespace, where the node's
+    NICs do not exist: a copy of ``cfg`` that names one of the host's NICs instead (None: the
+    host has no NIC to name)."""
+    import re
+
+    host_nics = base.lab().get("host_nics") or []
+    if not host_nics:
+        return None
+    nics = "|".join(re.escape(n["name"]) for n in base.facts()["nics"]) or "ens18"
+    text = Path(cfg).read_text(encoding="utf-8", errors="replace")
+    copy = Path(f"/run/fmp-lab-keepalived-check-{os.getpid()}.conf")
+    copy.write_text(
+        # "interface NIC" and the "dev NIC" of virtual_ipaddress / virtual_routes lines.
+        re.sub(rf"(\b(?:interface|dev)\s+)({nics})\b", rf"\g<1>{host_nics[0]}", text),
+        encoding="utf-8",
+    )
+    return copy
+
+
+def keepalived(args: list[str]) -> int:
+    """The real keepalived (installed by its package); -t checks the config against the
+    node's NICs, as it would on the node's own network."""
+    real = base.REAL_DIR / "keepalived"
+    if not real.exists():
+        err("keepalived: command not found")
+        return 127
+    test = any(a in ("-t", "--config-test") or a.startswith("--config-test=") for a in args)
+    cfg = base.opt(args, "-f", "--use-file") or "/etc/keepalived/keepalived.conf"
+    copy = _keepalived_host_copy(cfg) if test and Path(cfg).is_file() else None
+    if copy is None:
+        os.execv(str(real), ["keepalived", *args])  # noqa: S606 - the real binary, same argv
+    argv = [
+        a for a in args if a not in ("-f", "--use-file", cfg) and not a.startswith("--use-file=")
+    ]
+    try:
+        result = subprocess.run(
+            [str(real), *argv, "-f", str(copy)],
+            capture_output=True,
+            text=True,
+            env=base.clean_env(),
+        )
+    finally:
+        copy.unlink(missing_ok=True)
+    sys.stdout.write(result.stdout.replace(str(copy), cfg))
+    sys.stderr.write(result.stderr.replace(str(copy), cfg))
+    return result.returncode
 
 
 def _keepalived_state(cfg: str, active: bool) -> None:
@@ -308,6 +346,12 @@ def systemctl(args: list[str]) -> int:
     rc = 0
     if verb == "show":
         return show(names, args)
+    if (
+        "--no-block" in flags
+        and verb in ("start", "restart", "try-restart", "reload-or-restart", "reload")
+        and all(units.known(u, _states()) is not None for u in names)
+    ):
+        return _no_block([a for a in args if a != "--no-block"])
     for unit in names:
         if verb == "start":
             rc = rc or start(unit)
@@ -363,6 +407,23 @@ def systemctl(args: list[str]) -> int:
         else:
             die(f"Unknown command verb {verb}.", 1)
     return rc
+
+
+def _no_block(args: list[str]) -> int:
+    """--no-block: queue the job and return at once; the start goes on (a unit waiting for
+    READY=1 is "activating" meanwhile, as under systemd)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.fork():
+        return 0
+    try:
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        systemctl(args)
+    finally:
+        os._exit(0)
 
 
 def show(names: list[str], args: list[str]) -> int:

@@ -123,7 +123,9 @@ def known(unit: str, states: dict[str, Any]) -> dict[str, Any] | None:
         info = dict(extra)
     path = unit_file(unit)
     if path is not None:
-        base_info = info or {"description": unit, "behavior": "real"}
+        # A timer (or target, path) unit has no process: starting it arms or reaches it.
+        passive = unit.endswith((".timer", ".target", ".path"))
+        base_info = info or {"description": unit, "behavior": "noop" if passive else "real"}
         text = path.read_text(encoding="utf-8", errors="replace")
         desc = parse_unit(text).get("Description", [base_info.get("description", unit)])[-1]
         behavior = base_info.get("behavior", "real")
@@ -206,7 +208,15 @@ def run_real(unit: str, info: dict[str, Any], timeout: float = 90.0) -> int | No
     log = open(_log(unit), "ab")  # noqa: SIM115 - handed to the child
     for pre in keys.get("ExecStartPre", []):
         words = _exec_path(expand(pre, env))
-        rc = subprocess.call(words, stdout=log, stderr=log, env=env) if words else 0
+        try:
+            rc = subprocess.call(words, stdout=log, stderr=log, env=env) if words else 0
+        except OSError as exc:
+            # systemd: a missing executable of a "-" command is skipped, else the unit fails.
+            if not pre.startswith("-"):
+                log.close()
+                raise StartFailed("control process exited with error code") from None
+            log.write(f"{unit}: Executable {words[0]} missing, skipping: {exc.strerror}\n".encode())
+            rc = 0
         if rc != 0 and not pre.startswith("-"):
             raise StartFailed("control process exited with error code")
     exec_start = keys.get("ExecStart", [])

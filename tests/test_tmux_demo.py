@@ -1,0 +1,84 @@
+"""The real binary in a real terminal: `fmp-install demo` driven through tmux.
+
+It starts the lab, opens the wizard with the lab's hosts, walks every screen
+with the keyboard, installs, and reads the Done screen back from the pane.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_tool
+from tests.labkit import cli
+
+SCREENS = ("Checks", "Profile", "Roles", "Disks", "Storage", "Review")
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=False).stdout
+
+
+def pane(session: str) -> str:
+    return tmux("capture-pane", "-t", session, "-p")
+
+
+def wait_for(session: str, text: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    screen = ""
+    while time.monotonic() < deadline:
+        screen = pane(session)
+        if text in screen:
+            return screen
+        time.sleep(1)
+    raise AssertionError(f"{text!r} did not appear in {timeout:.0f}s; the pane shows:\n{screen}")
+
+
+def header(screen: str) -> str:
+    return screen.splitlines()[0] if screen else ""
+
+
+@pytest.mark.slow
+def test_demo_full_install_through_tmux(tmp_path: Path) -> None:
+    require_tool("tmux")
+    exe = shutil.which("fmp-install") or f"{sys.executable} -m installer.cli"
+    session = f"fmp-{uuid.uuid4().hex[:8]}"
+    lab_dir = tmp_path / "lab"
+    status = tmp_path / "exit-status"
+    env = f"cd {tmp_path} && TERM=xterm-256color"
+    tmux(
+        "new-session", "-d", "-s", session, "-x", "120", "-y", "40",
+        f"{env} {exe} demo --dir {lab_dir}; echo $? > {status}; sleep 600",
+    )  # fmt: skip
+    try:
+        wait_for(session, "All 6 hosts discovered", 300)
+        for name in SCREENS:
+            tmux("send-keys", "-t", session, "C-n")
+            # The breadcrumb frames the current screen's name with two spaces.
+            deadline = time.monotonic() + 120
+            while f"  {name}  " not in header(pane(session)):
+                assert time.monotonic() < deadline, f"no {name} screen:\n{pane(session)}"
+                time.sleep(0.5)
+        tmux("send-keys", "-t", session, "C-n")
+        wait_for(session, "Install now?", 60)
+        tmux("send-keys", "-t", session, "Enter")
+        done = wait_for(session, "is installed", 1200)
+        assert "✓ Cluster lab is installed" in done
+        assert "kubectl get nodes" in done
+        assert "https://127.0.0.100:8443" in done
+        tmux("send-keys", "-t", session, "C-n")  # Quit from Done
+        deadline = time.monotonic() + 120
+        while not status.exists() and time.monotonic() < deadline:
+            time.sleep(1)
+        assert status.read_text().strip() == "0"
+        assert not (lab_dir / "state" / "lab.json").exists(), "demo stops its lab on exit"
+    finally:
+        tmux("kill-session", "-t", session)
+        if (lab_dir / "state" / "lab.json").exists():
+            cli("lab", "down", "--dir", str(lab_dir))
