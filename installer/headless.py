@@ -217,19 +217,21 @@ async def run_install(
         journal.close()
 
 
-def _dry_run(plan: Plan, state: Path, opts: RunOptions, red: Redactor, reporter: Reporter) -> int:
-    """Show what a run would do, resume included, without creating or locking anything."""
+def planned_actions(
+    plan: Plan, state: Path, opts: RunOptions | None = None
+) -> tuple[dict[str, Action], bool]:
+    """What a run of ``plan`` would do given the journal (read-only, no lock), and
+    whether the journal's last run succeeded. Raises OperatorError for a bad journal."""
+    opts = opts or RunOptions()
     prior: dict[str, PriorState] = {}
     hashes: dict[str, str] = {}
+    last_ok = False
     if (state / DB_NAME).exists():
-        try:
-            journal = Journal.open_readonly(state)
-        except OperatorError as exc:
-            reporter.notice(f"error: {exc}")
-            return exc.exit_code
-        with journal:
+        with Journal.open_readonly(state) as journal:
             prior = {r.task_id: PriorState(r.status, r.input_hash) for r in journal.tasks()}
             hashes = {name: c.value_hash for name, c in journal.captures().items()}
+            runs = journal.runs()
+            last_ok = bool(runs) and runs[-1].exit_code == exitcodes.OK
     actions = decide(
         plan,
         prior,
@@ -238,5 +240,15 @@ def _dry_run(plan: Plan, state: Path, opts: RunOptions, red: Redactor, reporter:
         skip=opts.skip,
         retry_interrupted=opts.retry_interrupted,
     )
+    return actions, last_ok
+
+
+def _dry_run(plan: Plan, state: Path, opts: RunOptions, red: Redactor, reporter: Reporter) -> int:
+    """Show what a run would do, resume included, without creating or locking anything."""
+    try:
+        actions, _ = planned_actions(plan, state, opts)
+    except OperatorError as exc:
+        reporter.notice(f"error: {exc}")
+        return exc.exit_code
     reporter.notice(render_dry_run(plan, actions, red))
     return exitcodes.OK

@@ -6,6 +6,7 @@ faces (wizard and headless) call the same functions, so they cannot differ.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -114,6 +115,40 @@ def plan_for_run(
     profile = load_profile(answers.profile)
     values, store, redactor = cluster_secrets(state, profile.spec.secrets, save=save)
     return make_plan(answers, profile, facts=facts, secrets=values), store, redactor
+
+
+FACTS_FILE = "facts.json"
+ANSWERS_HASH_FILE = "answers.sha256"
+
+
+def answers_digest(answers_text: str) -> str:
+    return hashlib.sha256(answers_text.encode("utf-8")).hexdigest()
+
+
+def remember_facts(state: Path, answers_text: str, facts: Mapping[str, HostFacts]) -> None:
+    """Keep the facts a run planned with, and which answers they were for."""
+    from installer.factsio import save_facts
+
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    save_facts(state / FACTS_FILE, list(facts.values()))
+    (state / ANSWERS_HASH_FILE).write_text(answers_digest(answers_text) + "\n")
+
+
+def remembered_facts(
+    state: Path, answers: Answers, answers_text: str
+) -> dict[str, HostFacts] | None:
+    """The facts of the last run, if it was for exactly these answers."""
+    from installer.errors import OperatorError
+    from installer.factsio import load_facts
+    from installer.plan import facts_by_label
+
+    try:
+        if (state / ANSWERS_HASH_FILE).read_text().strip() != answers_digest(answers_text):
+            return None
+        facts = facts_by_label(answers, load_facts(state / FACTS_FILE))
+    except (OSError, OperatorError):
+        return None
+    return facts if len(facts) == len(answers.hosts) else None
 
 
 def connections_for(

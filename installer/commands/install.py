@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
+    from installer.answers import Answers
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group(
@@ -44,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--break-locks", action="store_true", help="break stale host locks of a dead installer"
     )
     g.add_argument(
+        "--rediscover",
+        action="store_true",
+        help="discover and check the hosts even when the last run finished with these answers",
+    )
+    g.add_argument(
         "--ignore-preflight",
         action="append",
         default=[],
@@ -61,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from installer import exitcodes
+    from installer.answers import read_answers_text
     from installer.discover_report import render_findings
     from installer.journal import DB_NAME, default_state_dir
     from installer.pipeline import (
@@ -68,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         discover_and_check,
         load_for_run,
         plan_for_run,
+        remember_facts,
     )
     from installer.report import HeadlessReporter
 
@@ -80,8 +89,13 @@ def run(args: argparse.Namespace) -> int:
         if args.state_dir
         else default_state_dir(answers.cluster.name)
     )
-    console = Console(file=sys.stdout)
+    # Piped output stays one finding per line, for whoever parses the log.
+    console = Console(file=sys.stdout, soft_wrap=not sys.stdout.isatty())
     installed_before = (state / DB_NAME).exists()
+    answers_text = read_answers_text(args.answers)
+    fast_path = installed_before and not (args.rediscover or args.dry_run or args.only or args.skip)
+    if fast_path and _already_done(answers, answers_text, state, console):
+        return exitcodes.OK
 
     async def go() -> int:
         conns = connections_for(answers, os.environ)
@@ -93,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
             render_findings(report, console)
             if blocking:
                 return exitcodes.PREFLIGHT_FAILED
+            if not args.dry_run:
+                remember_facts(state, answers_text, checked.gathered.facts)
             plan, store, redactor = plan_for_run(
                 answers, checked.gathered.facts, state, save=not args.dry_run
             )
@@ -122,6 +138,31 @@ def run(args: argparse.Namespace) -> int:
             await conns.close()
 
     return asyncio.run(go())
+
+
+def _already_done(answers: Answers, answers_text: str, state: Path, console: Console) -> bool:
+    """A finished install re-run with the same answers: say so without touching a host.
+
+    Its facts are the ones it planned with; when every task is done with the
+    same inputs, there is nothing to discover, check or run.
+    """
+    from installer.headless import planned_actions
+    from installer.pipeline import plan_for_run, remembered_facts
+    from installer.scheduler import Action
+
+    facts = remembered_facts(state, answers, answers_text)
+    if facts is None:
+        return False
+    plan, _store, _redactor = plan_for_run(answers, facts, state, save=False)
+    actions, last_ok = planned_actions(plan, state)
+    if not last_ok or any(a is not Action.SKIP_DONE for a in actions.values()):
+        return False
+    console.print(
+        f"Nothing to do: all {len(plan.tasks)} steps of cluster {answers.cluster.name} are done "
+        "with these answers, and no host was contacted. (--rediscover checks the hosts again.)"
+    )
+    _deliver_kubeconfig(state, console)
+    return True
 
 
 def _deliver_kubeconfig(state: Path, console: Console) -> None:
