@@ -37,6 +37,9 @@ class Gathered:
     facts: dict[str, HostFacts] = field(default_factory=dict)  # by host label, reached hosts
     results: dict[str, DiscoveryResult] = field(default_factory=dict)
     problems: dict[str, HostProblem] = field(default_factory=dict)  # by host label
+    # The installer's own sudo check (with the password), by host label:
+    # None = sudo works; a problem = it does not. Absent = not needed (root, NOPASSWD).
+    sudo: dict[str, HostProblem | None] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -86,14 +89,16 @@ async def gather(
     if check_sudo:
         by_label = {label: transports[address] for address, label in by_address.items()}
         # Discovery already saw root or passwordless sudo; only a password needs proving.
-        checks = [
-            _sudo_works(label, by_label[label])
+        labels = [
+            label
             for label, facts in out.facts.items()
             if label not in out.problems and facts.sudo_ok is not True
         ]
-        for problem in await asyncio.gather(*checks):
+        results = await asyncio.gather(*(_sudo_works(lb, by_label[lb]) for lb in labels))
+        for label, problem in zip(labels, results, strict=True):
+            out.sudo[label] = problem
             if problem is not None:
-                out.problems[problem.label] = problem
+                out.problems[label] = problem
     return out
 
 

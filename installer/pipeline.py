@@ -96,6 +96,10 @@ async def discover_and_check(
         now=started,
         unreached=unreached,
         installed_before=installed_before,
+        sudo_checked={
+            label: None if p is None else (p.message, p.hint or "fix sudo and run again")
+            for label, p in gathered.sudo.items()
+        },
     )
     return Checked(answers, meta, gathered, report, started)
 

@@ -234,6 +234,7 @@ def run_preflight(
     now: float | None = None,
     unreached: Mapping[str, tuple[str, str]] | None = None,
     installed_before: bool = False,
+    sudo_checked: Mapping[str, tuple[str, str] | None] | None = None,
 ) -> PreflightReport:
     """Run every check on every host.
 
@@ -243,10 +244,14 @@ def run_preflight(
     at discovery (epoch seconds), used as a tie-breaker for the clock median.
     ``unreached`` maps a host label to why it was not reached and what to do
     (from the SSH layer), so the ``reachable`` finding says it in plain words.
+    ``sudo_checked``: the installer's own sudo check with the password, by host
+    label: None when it worked, else (why, fix); it decides the ``sudo`` check.
     ``installed_before``: an earlier run of this install holds the ports and the
     consented storage disks now, so those failures become warnings on a re-run.
     """
-    ctx = Context(answers, meta, facts, vip_answers=vip_answers, now=now)
+    ctx = Context(
+        answers, meta, facts, vip_answers=vip_answers, now=now, sudo_checked=sudo_checked or {}
+    )
     findings: list[Finding] = []
     for host in answers.hosts:
         label = host.label

@@ -25,6 +25,11 @@ def check_reachable(ctx: Context, host: Host, f: HostFacts) -> Finding:
 
 def check_sudo(ctx: Context, host: Host, f: HostFacts) -> Finding:
     label = host.label
+    if label in ctx.sudo_checked:
+        failed = ctx.sudo_checked[label]
+        if failed is None:
+            return Finding("sudo", label, "pass", f"{label}: sudo works with the password")
+        return Finding("sudo", label, "fail", failed[0], failed[1])
     if f.sudo_ok is None:
         return unknown_finding("sudo", label, f, "sudo_ok", "sudo")
     if f.sudo_ok:

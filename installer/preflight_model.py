@@ -141,6 +141,8 @@ class Context:
     facts: Mapping[str, HostFacts]
     vip_answers: bool | None = None
     now: float | None = None
+    # The installer's sudo check with the password: label -> None (works) or (why, fix).
+    sudo_checked: Mapping[str, tuple[str, str] | None] = field(default_factory=dict)
     _needs: dict[str, RoleNeeds] = field(default_factory=dict, repr=False)
 
     def facts_for(self, host: Host) -> HostFacts | None:
