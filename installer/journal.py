@@ -88,8 +88,12 @@ CREATE TABLE IF NOT EXISTS captures (
 
 
 def default_state_dir(cluster: str) -> Path:
-    """``~/.local/state/fmp-install/<cluster>/`` (XDG_STATE_HOME is honoured)."""
-    return default_state_root() / cluster
+    """``~/.local/state/fmp-install/<cluster>/`` (XDG_STATE_HOME is honoured).
+
+    ``FMP_STATE_DIR`` overrides it: the wizard's equivalent of ``--state-dir``.
+    """
+    override = os.environ.get("FMP_STATE_DIR")
+    return Path(override).expanduser() if override else default_state_root() / cluster
 
 
 class StateLocked(OperatorError):

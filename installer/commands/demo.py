@@ -41,13 +41,18 @@ def run(args: argparse.Namespace) -> int:
     control.up(args.dir, nodes=None, profile=args.profile, spec_path=None, from_raw=None)
     try:
         if not headless:
+            import os
+
             from installer.answers import load_answers
             from screens.app import main as wizard
+
+            # This lab's journal, not one left by an earlier lab of the same name.
+            os.environ["FMP_STATE_DIR"] = str((args.dir / "install").resolve())
 
             return wizard(answers=load_answers(args.dir / "answers.yaml"), discover=True)
         parser = argparse.ArgumentParser(add_help=False)
         install.add_arguments(parser)
-        answers, state = args.dir / "answers.yaml", args.dir / "state"
+        answers, state = args.dir / "answers.yaml", args.dir / "install"
         code = install.run(
             parser.parse_args(["--answers", str(answers), "--yes", "--state-dir", str(state)])
         )
