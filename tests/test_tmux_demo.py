@@ -54,8 +54,12 @@ def test_demo_full_install_through_tmux(tmp_path: Path) -> None:
     env = f"cd {tmp_path} && TERM=xterm-256color"
     tmux(
         "new-session", "-d", "-s", session, "-x", "120", "-y", "40",
-        f"{env} {exe} demo --dir {lab_dir}; echo $? > {status}; sleep 600",
+        # The pause lets the resize below land before the wizard draws its first screen.
+        f"sleep 2; {env} {exe} demo --dir {lab_dir}; echo $? > {status}; sleep 600",
     )  # fmt: skip
+    # A detached session may keep tmux's default size; the test reads a 120x40 screen.
+    tmux("set-option", "-t", session, "window-size", "manual")
+    tmux("resize-window", "-t", session, "-x", "120", "-y", "40")
     try:
         wait_for(session, "All 6 hosts discovered", 300)
         for name in SCREENS:
@@ -68,7 +72,9 @@ def test_demo_full_install_through_tmux(tmp_path: Path) -> None:
         tmux("send-keys", "-t", session, "C-n")
         wait_for(session, "Install now?", 60)
         tmux("send-keys", "-t", session, "Enter")
-        done = wait_for(session, "is installed", 1200)
+        wait_for(session, "✓ lab installed", 1200)  # the Install screen's verdict
+        tmux("send-keys", "-t", session, "C-n")  # Finish
+        done = wait_for(session, "is installed", 60)
         assert "✓ Cluster lab is installed" in done
         assert "kubectl get nodes" in done
         assert "https://127.0.0.100:8443" in done
