@@ -56,7 +56,12 @@ def run(args: argparse.Namespace) -> int:
         code = install.run(
             parser.parse_args(["--answers", str(answers), "--yes", "--state-dir", str(state)])
         )
-        if args.keep_lab:
+        if not args.keep_lab:
+            print(
+                "\nThe lab is stopped now, and its files (the kubeconfig above included) "
+                "go with it; --keep-lab keeps them."
+            )
+        else:
             print(
                 f"\nThe lab keeps running. Look around: fmp-install lab status --dir {args.dir}\n"
                 f"Stop it with: fmp-install lab down --dir {args.dir}"
