@@ -19,6 +19,9 @@ from tests.conftest import require_tool
 from tests.labkit import cli
 
 SCREENS = ("Checks", "Profile", "Roles", "Disks", "Storage", "Review")
+# While a screen works in the background its Next is disabled and says why; a
+# person waits for these to go before pressing Next, and so does the test.
+BUSY = ("Checks are running…", "Building the plan…", "No plan yet")
 
 
 def tmux(*args: str) -> str:
@@ -44,6 +47,14 @@ def header(screen: str) -> str:
     return screen.splitlines()[0] if screen else ""
 
 
+def press_next_when_ready(session: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while any(busy in (screen := pane(session)) for busy in BUSY):
+        assert time.monotonic() < deadline, f"the screen stayed busy:\n{screen}"
+        time.sleep(0.5)
+    tmux("send-keys", "-t", session, "C-n")
+
+
 @pytest.mark.slow
 def test_demo_full_install_through_tmux(tmp_path: Path) -> None:
     require_tool("tmux")
@@ -63,13 +74,14 @@ def test_demo_full_install_through_tmux(tmp_path: Path) -> None:
     try:
         wait_for(session, "All 6 hosts discovered", 300)
         for name in SCREENS:
-            tmux("send-keys", "-t", session, "C-n")
+            press_next_when_ready(session, 300)
             # The breadcrumb frames the current screen's name with two spaces.
             deadline = time.monotonic() + 120
             while f"  {name}  " not in header(pane(session)):
                 assert time.monotonic() < deadline, f"no {name} screen:\n{pane(session)}"
                 time.sleep(0.5)
-        tmux("send-keys", "-t", session, "C-n")
+        wait_for(session, "steps on 6 hosts", 300)  # the plan is built
+        press_next_when_ready(session, 300)
         wait_for(session, "Install now?", 60)
         tmux("send-keys", "-t", session, "Enter")
         wait_for(session, "✓ lab installed", 1200)  # the Install screen's verdict
