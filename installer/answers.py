@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from installer.problems import Problem, ProblemList
 from installer.yamlmarks import MarkedDocument, YamlLoadError, format_path, load_marked
@@ -20,6 +20,8 @@ from installer.yamlmarks import MarkedDocument, YamlLoadError, format_path, load
 CLUSTER_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 DNS_LABEL_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+# A version goes into package names, URLs and commands: no room for shell syntax.
+VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+_/~-]{0,63}$")
 JUMP_RE = re.compile(
     r"^(?:(?P<user>[^@\s:]+)@)?(?P<host>\[[0-9a-fA-F:]+\]|[^@\s:]+)(?::(?P<port>\d{1,5}))?$"
 )
@@ -240,6 +242,18 @@ class Storage(_Model):
         return value
 
 
+def _version(value: str) -> str:
+    if not VERSION_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not a version: use letters, digits and . + _ / ~ - "
+            "(e.g. 1.35, v1.35.7+rke2r1, 1.35/stable)"
+        )
+    return value
+
+
+Version = Annotated[str, AfterValidator(_version)]
+
+
 class Answers(_Model):
     """The whole install, as answered in the wizard or written in answers.yaml."""
 
@@ -250,7 +264,9 @@ class Answers(_Model):
     hosts: list[Host] = Field(min_length=1)
     network: Network = Field(default_factory=Network)
     storage: Storage = Field(default_factory=Storage)
-    versions: dict[str, str] = Field(default_factory=dict)
+    versions: dict[str, Version] = Field(
+        default_factory=dict, description="overrides of the profile's pinned versions"
+    )
     options: dict[str, str | int | bool] = Field(
         default_factory=dict, description="profile options, e.g. {cni: flannel}; see the profile"
     )

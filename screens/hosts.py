@@ -10,15 +10,16 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.widgets import Button, Checkbox, DataTable, Input, Label, Static
 
-from installer.answers import DNS_LABEL_RE, Host
+from installer.answers import DNS_LABEL_RE, Host, SshOverride
 from screens.base import WizardScreen
 from screens.discovery_flow import discover_hosts, mark_waiting
 from screens.format import facts_line
 from screens.hostspec import merge_hosts, parse_host_spec
 from screens.messages import DiscoveryFinished, HostDiscoveryChanged
-from screens.state import SSH_PASSWORD_ENV, SUDO_PASSWORD_ENV, HostStatus
+from screens.state import SSH_PASSWORD_ENV, SUDO_PASSWORD_ENV, HostStatus, host_secret_var
 from screens.widgets.cells import Row, cell, fill_table
 from screens.widgets.dialogs import PromptDialog
+from screens.widgets.form import FormDialog, FormField, Values, field_errors
 from screens.widgets.note import Note
 
 STATUS_STYLE = {
@@ -50,6 +51,19 @@ class HostListInput(Input):
         event.prevent_default()  # Input's own handler would insert the first line again
 
 
+def ssh_summary(ssh: SshOverride) -> str:
+    """One host's own SSH settings in a few words: ``SSH admin, port 2222, via bastion``."""
+    bits = [
+        ssh.user or "",
+        f"port {ssh.port}" if ssh.port else "",
+        f"key {ssh.identity_file}" if ssh.identity_file else "",
+        f"via {ssh.jump_host}" if ssh.jump_host else "",
+        "own password" if ssh.password_env else "",
+        "own sudo password" if ssh.sudo_password_env else "",
+    ]
+    return "SSH " + ", ".join(b for b in bits if b) if any(bits) else "SSH as for all hosts"
+
+
 def status_text(status: HostStatus) -> Content:
     glyph, style = STATUS_STYLE[status.state]
     words = {
@@ -74,6 +88,7 @@ class HostsScreen(WizardScreen):
         Binding("ctrl+r", "retry", "Retry failed", priority=True),
         Binding("delete", "remove", "Remove"),
         Binding("e", "edit", "Edit"),
+        Binding("s", "host_ssh", "SSH for host"),
     ]
 
     def __init__(self) -> None:
@@ -98,6 +113,7 @@ class HostsScreen(WizardScreen):
                     yield Button("Discover", id="discover", variant="primary", compact=True)
                     yield Button("Retry", id="retry", compact=True)
                     yield Button("Remove", id="remove", compact=True)
+                    yield Button("SSH…", id="host-ssh", compact=True)
                 yield Static("", id="discover-status")
             with Vertical(id="ssh-panel"):
                 yield Static(Content.styled("SSH", "bold"), classes="panel-title")
@@ -183,6 +199,10 @@ class HostsScreen(WizardScreen):
             return
         status = self.state.status(host.label)
         head = Content.styled(f"{host.label} ({host.address})", "bold")
+        if host.ssh is not None:
+            head = Content.assemble(
+                head, Content.styled(f"  {ssh_summary(host.ssh)}", "$text-accent")
+            )
         facts = self.state.facts.get(host.label)
         if status.state == "ok" and facts is not None:
             detail.update(Content.assemble(head, "  ", facts_line(facts)))
@@ -306,6 +326,89 @@ class HostsScreen(WizardScreen):
             PromptDialog("Edit host", "name=address, or just the address:", current), edited
         )
 
+    # ------------------------------------------------------------------ one host's SSH
+
+    def action_host_ssh(self) -> None:
+        host = self._selected()
+        if host is None or self.discovering:
+            return
+        index = self.state.answers.hosts.index(host)
+        own = host.ssh or SshOverride()
+        base = self.state.answers.ssh
+        pw_var = own.password_env or host_secret_var(SSH_PASSWORD_ENV, host.label)
+        sudo_var = own.sudo_password_env or host_secret_var(SUDO_PASSWORD_ENV, host.label)
+        same = "as for all hosts"
+        fields = [
+            FormField("user", "User", own.user or "", base.user or same),
+            FormField("port", "Port", str(own.port or ""), str(base.port or 22), "integer"),
+            FormField(
+                "identity_file", "Key file", own.identity_file or "", base.identity_file or same
+            ),
+            FormField("jump_host", "Jump host", own.jump_host or "", base.jump_host or "none"),
+            FormField(
+                "password", "Password", self.state.secret_env.get(pw_var, ""), same, "password"
+            ),
+            FormField(
+                "sudo_password",
+                "Sudo password",
+                self.state.secret_env.get(sudo_var, ""),
+                same,
+                "password",
+            ),
+        ]
+
+        def override(values: Values) -> SshOverride:
+            return SshOverride(
+                user=values["user"] or None,
+                port=int(values["port"]) if values["port"] else None,
+                identity_file=values["identity_file"] or None,
+                jump_host=values["jump_host"] or None,
+                password_env=own.password_env,
+                sudo_password_env=own.sudo_password_env,
+                known_hosts=own.known_hosts,
+                accept_new_host_keys=own.accept_new_host_keys,
+            )
+
+        def check(values: Values) -> dict[str, str]:
+            try:
+                override(values)
+            except ValidationError as exc:
+                return field_errors(exc)
+            except ValueError:
+                return {"port": "a number from 1 to 65535"}
+            return {}
+
+        def saved(values: Values | None) -> None:
+            if values is None:
+                return
+            new = override(values)
+            new.password_env = self.state.set_secret(pw_var, values["password"])
+            new.sudo_password_env = self.state.set_secret(sudo_var, values["sudo_password"])
+            ssh = new if new.model_dump(exclude_none=True) else None
+            if ssh == host.ssh:
+                return
+            self.state.replace_host(index, host.model_copy(update={"ssh": ssh}))
+            self.state.forget_discovery(host.label)
+            self.refresh_view()
+            self.refresh_nav()
+            self.notify(f"{host.label}: SSH settings changed. Retry (ctrl+r) to discover it again.")
+
+        self.app.push_screen(
+            FormDialog(
+                f"SSH for {host.label}",
+                "Only what differs from the settings for all hosts. Passwords stay in memory; "
+                "answers.yaml names only their env var.",
+                fields,
+                check,
+                id="host-ssh-dialog",
+            ),
+            saved,
+        )
+
+    @on(Button.Pressed, "#host-ssh")
+    def _host_ssh_pressed(self) -> None:
+        self.action_host_ssh()
+
     # ------------------------------------------------------------------ SSH settings
 
     def _load_ssh_fields(self) -> None:
@@ -349,14 +452,10 @@ class HostsScreen(WizardScreen):
         ssh = self.state.answers.ssh
         if event.input.id == "ssh-password":
             var = ssh.password_env or SSH_PASSWORD_ENV
-            ssh.password_env = var if event.value or var in self.state.environ() else None
+            ssh.password_env = self.state.set_secret(var, event.value)
         else:
             var = ssh.sudo_password_env or SUDO_PASSWORD_ENV
-            ssh.sudo_password_env = var if event.value or var in self.state.environ() else None
-        if event.value:
-            self.state.secret_env[var] = event.value
-        else:
-            self.state.secret_env.pop(var, None)
+            ssh.sudo_password_env = self.state.set_secret(var, event.value)
 
     @on(Checkbox.Changed, "#ssh-accept-new")
     def accept_new_changed(self, event: Checkbox.Changed) -> None:

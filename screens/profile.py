@@ -2,18 +2,92 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from installer.answer_checks import check_network
+from installer.answers import Answers, Network, Version
 from installer.profile import ProfileError, ProfileMeta, available_profiles, load_profile_meta
 from installer.roles import ProfileFit, best_profile
 from screens.base import WizardScreen
+from screens.widgets.form import FormDialog, FormField, Values, field_errors
 from screens.widgets.note import Note
+
+SUBNETS = ("pod_subnet", "service_subnet", "host_subnet")
+
+
+def settings_fields(answers: Answers, meta: ProfileMeta) -> list[FormField]:
+    """The profile's pinned versions (empty: the pin) and the cluster's subnets."""
+    net = answers.network
+    fields = [
+        FormField(f"version-{key}", key, answers.versions.get(key, ""), pinned)
+        for key, pinned in meta.versions.items()
+    ]
+    fields += [
+        FormField("pod_subnet", "Pod subnet", str(net.pod_subnet)),
+        FormField("service_subnet", "Service subnet", str(net.service_subnet)),
+        FormField(
+            "host_subnet",
+            "Host subnet",
+            str(net.host_subnet or ""),
+            "optional: checks the VIP before discovery",
+        ),
+    ]
+    return fields
+
+
+VERSIONS: TypeAdapter[dict[str, str]] = TypeAdapter(dict[str, Version])
+
+
+def _versions(meta: ProfileMeta, values: Values) -> dict[str, str]:
+    return {k: values[f"version-{k}"] for k in meta.versions if values.get(f"version-{k}")}
+
+
+def _network(answers: Answers, values: Values) -> Network:
+    data: dict[str, Any] = answers.network.model_dump()
+    for key in SUBNETS:
+        if values.get(key):
+            data[key] = values[key]
+        else:  # empty: the default (none for the host subnet)
+            data.pop(key)
+    return Network.model_validate(data)
+
+
+def settings_errors(answers: Answers, meta: ProfileMeta, values: Values) -> dict[str, str]:
+    """What is wrong with the form's versions and subnets, by field (empty: nothing)."""
+    errors: dict[str, str] = {}
+    try:
+        VERSIONS.validate_python(_versions(meta, values))
+    except ValidationError as exc:
+        errors.update({f"version-{key}": msg for key, msg in field_errors(exc).items()})
+    try:
+        network = _network(answers, values)
+    except ValidationError as exc:
+        errors.update(field_errors(exc))
+        return errors
+    for problem in check_network(answers.model_copy(update={"network": network})):
+        if problem.severity == "error" and problem.loc[:1] == ("network",):
+            key = str(problem.loc[1])
+            if key in SUBNETS:
+                errors.setdefault(key, problem.message)
+        elif problem.severity == "error" and "subnet" in problem.message:
+            errors.setdefault("", problem.message)  # a host inside the pod or service range
+    return errors
+
+
+def apply_settings(answers: Answers, meta: ProfileMeta, values: Values) -> Answers:
+    """The answers with the form's versions and subnets (checked by ``settings_errors``)."""
+    return answers.model_copy(
+        update={"versions": _versions(meta, values), "network": _network(answers, values)}
+    )
 
 
 def _needs_line(role: str, meta: ProfileMeta) -> Content:
@@ -42,6 +116,8 @@ def _needs_line(role: str, meta: ProfileMeta) -> Content:
 class ProfileScreen(WizardScreen):
     STEP = "profile"
 
+    BINDINGS = [Binding("ctrl+o", "settings", "Versions & networks", priority=True)]
+
     def __init__(self) -> None:
         super().__init__()
         self.fits: dict[str, ProfileFit] = {}
@@ -58,6 +134,7 @@ class ProfileScreen(WizardScreen):
         with Horizontal(id="profile-main"):
             with Vertical(id="profile-left"):
                 yield OptionList(id="profiles")
+                yield Button("Versions & networks…", id="settings", compact=True)
             yield VerticalScroll(Static("", id="profile-detail"), id="profile-right")
 
     def on_mount(self) -> None:
@@ -125,7 +202,17 @@ class ProfileScreen(WizardScreen):
         except ProfileError as exc:
             detail.update(Content.styled(str(exc), "$text-error"))
             return
-        versions = " · ".join(f"{k} {v}" for k, v in meta.versions.items())
+        own = self.state.answers.versions if name == self.state.answers.profile else {}
+        versions = Content(" · ").join(
+            Content.styled(f"{k} {own[k]} (yours)", "$text-accent")
+            if k in own
+            else Content(f"{k} {v}")
+            for k, v in meta.versions.items()
+        )
+        net = self.state.answers.network
+        networks = f"pods {net.pod_subnet}, services {net.service_subnet}" + (
+            f", hosts {net.host_subnet}" if net.host_subnet else ""
+        )
         parts: list[Content | str] = [
             Content.styled(meta.title, "bold"),
             "\n",
@@ -133,6 +220,10 @@ class ProfileScreen(WizardScreen):
             "\n\n",
             Content.styled("Installs  ", "bold"),
             versions,
+            "\n",
+            Content.styled("Networks  ", "bold"),
+            networks,
+            Content.styled("  (ctrl+o to change)", "$text-muted"),
             "\n",
             Content.styled("Storage   ", "bold"),
             {
@@ -177,6 +268,33 @@ class ProfileScreen(WizardScreen):
             errors.show("")
             event.input.remove_class("-invalid")
         self.refresh_nav()
+
+    def action_settings(self) -> None:
+        meta = self.state.meta
+        if meta is None:
+            return
+
+        def saved(values: Values | None) -> None:
+            if values is None:
+                return
+            self.state.answers = apply_settings(self.state.answers, meta, values)
+            self._show(self.state.answers.profile)
+            self.refresh_nav()
+
+        self.app.push_screen(
+            FormDialog(
+                f"Versions and networks: {meta.title}",
+                "Leave a version empty to install the one the profile pins (shown grey).",
+                settings_fields(self.state.answers, meta),
+                lambda values: settings_errors(self.state.answers, meta, values),
+                id="settings-dialog",
+            ),
+            saved,
+        )
+
+    @on(Button.Pressed, "#settings")
+    def _settings_pressed(self) -> None:
+        self.action_settings()
 
     def next_reason(self) -> str | None:
         if any(i.has_class("-invalid") for i in self.query(Input)):

@@ -10,6 +10,7 @@ exports that variable.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -22,6 +23,11 @@ DiscoveryState = Literal["new", "waiting", "connecting", "ok", "failed", "reject
 
 SSH_PASSWORD_ENV = "FMP_SSH_PASSWORD"  # noqa: S105 (a variable name, not a password)
 SUDO_PASSWORD_ENV = "FMP_SUDO_PASSWORD"  # noqa: S105
+
+
+def host_secret_var(base: str, label: str) -> str:
+    """The env var holding one host's own password: ``FMP_SSH_PASSWORD_KN3``."""
+    return f"{base}_{re.sub(r'[^A-Z0-9]+', '_', label.upper()).strip('_')}"
 
 
 @dataclass
@@ -109,6 +115,24 @@ class WizardState:
     def all_discovered(self) -> bool:
         hosts = self.answers.hosts
         return bool(hosts) and all(h.label in self.facts for h in hosts)
+
+    def set_secret(self, var: str, value: str) -> str | None:
+        """Hold a typed password under ``var``; returns the env var answers.yaml names.
+
+        An empty value forgets the typed one; the name stays recorded only when the
+        process environment still provides it.
+        """
+        if value:
+            self.secret_env[var] = value
+        else:
+            self.secret_env.pop(var, None)
+        return var if value or var in os.environ else None
+
+    def forget_discovery(self, label: str) -> None:
+        """The way to reach a host changed: what discovery learnt must be learnt again."""
+        self.facts.pop(label, None)
+        self.discovery.pop(label, None)
+        self.facts_version += 1
 
     def environ(self) -> Mapping[str, str]:
         """The environment the engine sees: the process's, plus passwords typed here."""

@@ -7,16 +7,20 @@ the figures.
 
 from __future__ import annotations
 
+from pydantic import ValidationError
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.widgets import DataTable, Input, Label, SelectionList, Static
+from textual.widgets import Button, DataTable, Input, Label, SelectionList, Static
 
 from installer.answers import Volume
+from installer.workloads import DEFAULT_REPLICAS, NAME_RE
 from screens.base import WizardScreen
 from screens.engine_adapters import EngineUnavailable, Feature, StorageEstimateView, VolumeSpec
 from screens.widgets.cells import Row, fill_table
+from screens.widgets.form import FormDialog, FormField, Values, field_errors
 
 VERDICT = {
     "ok": ("✓ OK: it fits", "bold $text-success"),
@@ -26,8 +30,44 @@ VERDICT = {
 }
 
 
+def custom_volume(values: Values) -> Volume:
+    """The form's custom volume; raises ValidationError (or ValueError for a bad number)."""
+    shared = bool(values["shared"])
+    return Volume(
+        name=values["name"],
+        size_gb=float(values["size_gb"]),
+        shared=shared,
+        replicas=int(values["replicas"]) if shared and values["replicas"] else None,
+    )
+
+
+def custom_volume_errors(values: Values, taken: set[str]) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    name = values["name"]
+    if not NAME_RE.match(name):
+        errors["name"] = "lowercase letters, digits and '-', like 'reports-db'"
+    elif name in taken:
+        errors["name"] = f"'{name}' is already a volume of the catalogue or of yours"
+    if not values["size_gb"]:
+        errors["size_gb"] = "how many GiB it needs"
+        return errors
+    try:
+        custom_volume(values)
+    except ValidationError as exc:
+        for key, msg in field_errors(exc).items():
+            errors.setdefault(key, msg)
+    except ValueError:
+        errors.setdefault("size_gb", "a number of GiB above 0")
+    return errors
+
+
 class StorageScreen(WizardScreen):
     STEP = "storage"
+
+    BINDINGS = [
+        Binding("a", "add_volume", "Add volume"),
+        Binding("delete", "remove_volume", "Remove volume"),
+    ]
 
     def __init__(self) -> None:
         super().__init__()
@@ -47,6 +87,9 @@ class StorageScreen(WizardScreen):
                 with Horizontal(classes="field"):
                     yield Label("Size", classes="field-label-short", id="size-label")
                     yield Input(id="size", type="number", compact=True)
+                with Horizontal(classes="buttons"):
+                    yield Button("Add volume…", id="add-volume", compact=True)
+                    yield Button("Remove", id="remove-volume", compact=True)
             yield VerticalScroll(Static("", id="estimate"), id="storage-right")
 
     def on_mount(self) -> None:
@@ -89,7 +132,8 @@ class StorageScreen(WizardScreen):
                 if v.shared
                 else "per node"
             )
-            rows.append((v.name, [v.name, f"{v.size_gb:g}", kind]))
+            name = v.name if v.feature is not None else f"{v.name} (yours)"
+            rows.append((v.name, [name, f"{v.size_gb:g}", kind]))
         columns = (("name", "Volume"), ("size", "GiB"), ("kind", "Kind"))
         fill_table(table, columns, rows, min_widths={"size": 6})
         if self._volumes:
@@ -199,6 +243,72 @@ class StorageScreen(WizardScreen):
         self._volumes[table.cursor_row] = VolumeSpec(spec.name, size, spec.shared, spec.replicas)
         table.update_cell(spec.name, "size", f"{size:g}")
         self._estimate()
+
+    # ------------------------------------------------------------------ custom volumes
+
+    def action_add_volume(self) -> None:
+        taken = {v.name for v in self._volumes}
+        taken |= {name for f in self.catalogue for name in f.volumes}
+        taken |= {v.name for v in self.state.answers.storage.volumes}
+        fields = [
+            FormField("name", "Name", placeholder="e.g. reports-db"),
+            FormField("size_gb", "Size (GiB)", placeholder="e.g. 50", kind="number"),
+            FormField(
+                "shared", "Shared: one replicated volume (else one on every node)", kind="flag"
+            ),
+            FormField(
+                "replicas",
+                "Replicas",
+                placeholder=f"{DEFAULT_REPLICAS} (shared volumes only)",
+                kind="integer",
+            ),
+        ]
+
+        def added(values: Values | None) -> None:
+            if values is None:
+                return
+            storage = self.state.answers.storage
+            storage.volumes = [*storage.volumes, custom_volume(values)]
+            self._fill_volumes()
+            table = self.query_one("#volumes", DataTable)
+            table.move_cursor(row=len(self._volumes) - 1)
+            self._estimate()
+
+        self.app.push_screen(
+            FormDialog(
+                "Add a volume",
+                "A volume your own workloads need, counted in the estimate like the catalogue's.",
+                fields,
+                lambda values: custom_volume_errors(values, taken),
+                ok="Add",
+                id="volume-dialog",
+            ),
+            added,
+        )
+
+    def action_remove_volume(self) -> None:
+        table = self.query_one("#volumes", DataTable)
+        if not (0 <= table.cursor_row < len(self._volumes)):
+            return
+        spec = self._volumes[table.cursor_row]
+        if spec.feature is not None:
+            self.notify(
+                f"{spec.name} belongs to the feature '{spec.feature}': untick the feature instead",
+                severity="warning",
+            )
+            return
+        storage = self.state.answers.storage
+        storage.volumes = [v for v in storage.volumes if v.name != spec.name]
+        self._fill_volumes()
+        self._estimate()
+
+    @on(Button.Pressed, "#add-volume")
+    def _add_pressed(self) -> None:
+        self.action_add_volume()
+
+    @on(Button.Pressed, "#remove-volume")
+    def _remove_pressed(self) -> None:
+        self.action_remove_volume()
 
     def next_reason(self) -> str | None:
         if any(i.has_class("-invalid") for i in self.query(Input)):

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from textual.pilot import Pilot
-from textual.widgets import DataTable, TabbedContent
+from textual.widgets import Button, DataTable, Input, TabbedContent
 from textual.worker import WorkerCancelled, WorkerFailed
 
 from installer.answers import Answers, Volume
@@ -418,6 +418,39 @@ def done_failed() -> tuple[WizardApp, Setup]:
     return app, setup
 
 
+def _with_form(
+    make: Callable[[], tuple[WizardApp, Setup]], key: str, focus: str | None = None
+) -> Callable[[], tuple[WizardApp, Setup]]:
+    """A scenario's screen with one of its forms opened by ``key``."""
+
+    def scenario() -> tuple[WizardApp, Setup]:
+        app, base = make()
+
+        async def setup(pilot: Pilot[int]) -> None:
+            await base(pilot)
+            if focus is not None:
+                app.screen.query_one(focus).focus()
+            await pilot.press(key)
+            await settle(pilot)
+
+        return app, setup
+
+    return scenario
+
+
+def _settings_errors() -> tuple[WizardApp, Setup]:
+    app, base = _with_form(profile, "ctrl+o")()
+
+    async def setup(pilot: Pilot[int]) -> None:
+        await base(pilot)
+        app.screen.query_one("#f-pod_subnet", Input).value = "10.96.0.0/16"
+        app.screen.query_one("#f-version-kubernetes", Input).value = "1.35; curl x|sh"
+        app.screen.query_one("#yes", Button).press()
+        await settle(pilot)
+
+    return app, setup
+
+
 SCENARIOS: dict[str, Callable[[], tuple[WizardApp, Setup]]] = {
     "welcome": welcome,
     "welcome_resume": welcome_resume,
@@ -425,17 +458,20 @@ SCENARIOS: dict[str, Callable[[], tuple[WizardApp, Setup]]] = {
     "hosts_discovered": hosts_discovered,
     "hosts_failures": hosts_failures,
     "hostkey_dialog": hostkey_dialog,
+    "host_ssh_dialog": _with_form(hosts_discovered, "s", "#hosts-table"),
     "preflight_ok": preflight_ok,
     "preflight_failures": preflight_failures,
     "preflight_facts": preflight_facts,
     "profile": profile,
     "profile_weak_hosts": profile_weak_hosts,
+    "settings_dialog_errors": _settings_errors,
     "roles_valid": roles_valid,
     "roles_invalid": roles_invalid,
     "disks": disks,
     "disks_none_eligible": disks_none_eligible,
     "storage_ok": storage_ok,
     "storage_insufficient": storage_insufficient,
+    "volume_dialog": _with_form(storage_ok, "a", "#volumes"),
     "review": review,
     "review_files": review_files,
     "wipe_dialog": wipe_dialog,
