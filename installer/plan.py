@@ -35,6 +35,7 @@ from installer.profile import (
     Source,
     StepSpec,
     option_errors,
+    parse_duration,
     parse_host_selector,
     resolve_options,
     split_need,
@@ -295,6 +296,17 @@ def _render_task(
         disk = renderer.text(w, ctx, profile.source("steps", si, "wipes", j), "wipes", task_id)
         if disk.strip():
             wipes.append(disk.strip())
+    fresh_for = None
+    if step.fresh_for is not None:
+        text = renderer.text(
+            str(step.fresh_for), ctx, profile.source("steps", si, "fresh_for"), "fresh_for", task_id
+        )
+        try:
+            fresh_for = parse_duration(text.strip())
+        except ValueError as exc:
+            raise PlanError(
+                f"{profile.source('steps', si, 'fresh_for').at(None)}: {exc} (task {task_id})"
+            ) from None
     task = Task(
         id=task_id,
         host=host.label,
@@ -312,6 +324,7 @@ def _render_task(
         idempotent=step.idempotent,
         sudo=step.sudo,
         wipes=tuple(wipes),
+        fresh_for=fresh_for,
     )
     return _Draft(task, si, host.index, step.needs)
 
@@ -506,6 +519,7 @@ def plan_json(plan: Plan, redactor: Redactor | None = None) -> dict[str, Any]:
                 "uses": sorted(t.uses),
                 "retries": t.retries,
                 "timeout": t.timeout,
+                "fresh_for": t.fresh_for,
                 "serial": t.serial,
                 "destructive": t.destructive,
                 "idempotent": t.idempotent,

@@ -57,6 +57,7 @@ class Task:
     idempotent: bool = True
     sudo: bool = True
     wipes: tuple[str, ...] = ()  # disks this task wipes (for consent and plan.txt)
+    fresh_for: float | None = None  # seconds its products stay valid (StepSpec.fresh_for)
     input_hash: str = ""  # over everything rendered into the task, placeholders included
 
     @property

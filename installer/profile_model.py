@@ -154,6 +154,10 @@ class StepSpec(_Strict):
     idempotent: bool = True
     sudo: bool = True
     wipes: tuple[str, ...] = ()  # disks it wipes (templates; empty results are dropped)
+    # What it produces expires (a join token, an uploaded key): once done longer ago than
+    # this, it runs again before any task that reads its captures has to run. A template
+    # is allowed ("{{ options.join_token_ttl }}s").
+    fresh_for: int | str | None = None
 
     @field_validator("id")
     @classmethod
@@ -166,6 +170,13 @@ class StepSpec(_Strict):
     @classmethod
     def _timeout(cls, value: int | str) -> int | str:
         parse_duration(value)
+        return value
+
+    @field_validator("fresh_for")
+    @classmethod
+    def _fresh_for(cls, value: int | str | None) -> int | str | None:
+        if value is not None and not (isinstance(value, str) and "{{" in value):
+            parse_duration(value)
         return value
 
     @property

@@ -225,6 +225,16 @@ class Runner:
                 self._executor.capture_hashes[name] = cap.value_hash
         prior = {tid: PriorState(r.status, r.input_hash) for tid, r in rows.items()}
         o = self.options
+        now = time.time()
+        stale = {
+            t.id
+            for t in self.plan.tasks
+            if t.fresh_for is not None
+            and (row := rows.get(t.id)) is not None
+            and row.status is TaskStatus.DONE
+            and row.finished_at is not None
+            and now - row.finished_at > t.fresh_for
+        }
         actions = decide(
             self.plan,
             prior,
@@ -232,6 +242,7 @@ class Runner:
             only=o.only,
             skip=o.skip,
             retry_interrupted=o.retry_interrupted,
+            stale=stale,
         )
         for t in self.plan.tasks:
             self._status[t.id] = TaskStatus.PENDING

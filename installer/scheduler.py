@@ -94,13 +94,15 @@ def decide(
     only: Collection[str] = (),
     skip: Collection[str] = (),
     retry_interrupted: bool = False,
+    stale: Collection[str] = (),
 ) -> dict[str, Action]:
     """One action per task for this run.
 
     A task is skipped when it is done with the same effective input hash and
     nothing it needs will run in this run; a task that runs makes everything
     after it run too. A producer whose captured value was lost (a deleted
-    secrets file) runs again when a task that reads the value has to run.
+    secrets file) or whose products expired (``stale``: done longer ago than its
+    ``fresh_for``) runs again when a task that reads its captures has to run.
     """
     producers = {c.name: t.id for t in plan.tasks for c in t.captures}
     graph = dependents(plan)
@@ -135,7 +137,7 @@ def decide(
             for name in t.uses:
                 producer = producers.get(name)
                 if (
-                    name not in capture_hashes
+                    (name not in capture_hashes or producer in stale)
                     and producer is not None
                     and actions[producer] is Action.SKIP_DONE
                 ):

@@ -134,6 +134,8 @@ def test_order_and_placement(plan: Plan) -> None:
         assert f"{w}:etcd-service" not in pos
     init = plan.task("kn0:kubeadm-init")
     assert {"kn0:etcd-health", "kn1:lb-keepalived", "kn2:lb-haproxy"} <= set(init.needs)
+    # Uploaded certificates are deleted after 2 h: a later join gets fresh ones first.
+    assert init.fresh_for is not None and init.fresh_for < 2 * 3600
     assert {c.name for c in init.captures} == {
         "kubeadm.join_command",
         "kubeadm.token",

@@ -264,6 +264,9 @@ def test_one_join_token_per_node_registered_on_the_first_manager(
     assert listed == tokens
     assert "--token-ttl 1800 --format token-check" in add.run
     assert add.check is None  # tokens expire: registered again on every run
+    assert add.fresh_for == 1620  # a resume past 90% of the TTL registers them again
+    longer = make(example_answers(), real_secrets, options={"join_token_ttl": 7200})
+    assert next(t for t in longer.tasks if t.step == "microk8s-add-node").fresh_for == 6480
 
 
 def test_captures_match_the_tools_output(plan: Plan) -> None:

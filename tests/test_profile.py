@@ -228,6 +228,11 @@ def test_bad_timeout_and_mode(tmp_path: Path) -> None:
     assert "octal file mode" in error_of(d2)
 
 
+def test_bad_fresh_for(tmp_path: Path) -> None:
+    d = write(tmp_path, "- {id: a, title: t, on: all, run: 'true', fresh_for: later}\n")
+    assert "is not a duration" in error_of(d)
+
+
 def test_option_default_must_be_a_choice(tmp_path: Path) -> None:
     d = write(
         tmp_path,

@@ -539,6 +539,59 @@ async def test_changed_capture_value_reruns_its_readers(tmp_path: Path) -> None:
     assert [c.command.split()[1] for c in net.runs("b")] == ["1", "2"]
 
 
+def _age_task(state: Path, task_id: str, seconds: float) -> None:
+    db = sqlite3.connect(state / "journal.sqlite")
+    with db:
+        db.execute(
+            "UPDATE tasks SET finished_at = finished_at - ? WHERE task_id=?", (seconds, task_id)
+        )
+    db.close()
+
+
+def _expiring_plan(fresh_for: float) -> Plan:
+    ph = capture_placeholder("join")
+    return make_plan(
+        [
+            make_task(
+                "cp1", "token", captures=(CaptureSpec("join", r"J=(\S+)"),), fresh_for=fresh_for
+            ),
+            make_task("w1", "join", needs=("cp1:token",), run=f"join {ph}"),
+            make_task("w2", "join", needs=("cp1:token",), run=f"join {ph}"),
+        ]
+    )
+
+
+async def test_expired_products_are_made_again_before_a_reader_runs(tmp_path: Path) -> None:
+    plan = _expiring_plan(fresh_for=3600)
+    net = FakeNetwork()
+    net.on("#task:cp1:token", stdout="J=first\n", times=1)
+    net.on("#task:cp1:token", stdout="J=second\n")
+    net.on("#task:w2:join", exit=1, times=1)
+    out = await run_plan(plan, net, tmp_path)
+    assert out.summary.exit_code == 1
+    # Resumed two hours later: the token is stale, so it is made again before w2 joins.
+    _age_task(tmp_path, "cp1:token", 7200)
+    out = await run_plan(plan, net, tmp_path)
+    assert out.summary.exit_code == 0
+    assert net.task_runs("cp1:token") == 2
+    assert [c.command.split()[1] for c in net.runs("w2")] == ["first", "second"]
+
+
+async def test_fresh_products_and_finished_readers_need_no_rerun(tmp_path: Path) -> None:
+    plan = _expiring_plan(fresh_for=3600)
+    net = FakeNetwork()
+    net.on("#task:cp1:token", stdout="J=first\n")
+    net.on("#task:w2:join", exit=1, times=1)
+    await run_plan(plan, net, tmp_path)
+    _age_task(tmp_path, "cp1:token", 600)  # still fresh
+    out = await run_plan(plan, net, tmp_path)
+    assert out.summary.exit_code == 0 and net.task_runs("cp1:token") == 1
+    # Everything is done: an old token does not matter when nobody reads it.
+    _age_task(tmp_path, "cp1:token", 7200)
+    out = await run_plan(plan, net, tmp_path)
+    assert out.summary.executed == 0 and net.task_runs("cp1:token") == 1
+
+
 async def test_invalidation_survives_a_crash(tmp_path: Path) -> None:
     """A changed task that finished before a crash still makes its dependents rerun."""
     plan = grid_plan(["a"], ["s1", "s2"])
