@@ -10,13 +10,14 @@ code (0 installed, 1 a task failed, 2 refused for lack of consent, 4 locked,
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+import time
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Protocol
 
 from installer import exitcodes
 from installer.errors import OperatorError
-from installer.events import Event, EventBus
+from installer.events import Event, EventBus, RunSummary
 from installer.journal import DB_NAME, Journal, JournalCorrupt, StateLocked
 from installer.plan_model import Plan
 from installer.redact import Redactor
@@ -189,30 +190,65 @@ async def run_install(
     )
     if dry_run:
         return _dry_run(plan, state, opts, red, reporter)
+    events = bus or EventBus()
+    unsubscribe = events.subscribe(reporter)
     try:
-        journal = Journal.open(state, redactor=red)
+        summary = await run_journaled(
+            plan,
+            state,
+            connect,
+            secrets=secrets,
+            redactor=red,
+            bus=events,
+            options=opts,
+            started=install_signal_handlers if handle_signals else None,
+        )
+        return summary.exit_code
     except (StateLocked, JournalCorrupt) as exc:
         reporter.notice(f"error: {exc}")
         return exc.exit_code
-
-    try:
-        vault = SecretsFileVault(secrets_path(state), secrets)
-        events = bus or EventBus()
-        unsubscribe = events.subscribe(reporter)
-        runner = Runner(
-            plan, journal, connect, redactor=red, secrets=vault, bus=events, options=opts
-        )
-        remove = install_signal_handlers(runner) if handle_signals else None
-        try:
-            summary = await runner.run()
-        finally:
-            if remove is not None:
-                remove()
-            unsubscribe()
-        return summary.exit_code
     except OperatorError as exc:
         reporter.notice(f"error: {red.redact(str(exc))}")
         return exc.exit_code
+    finally:
+        unsubscribe()
+
+
+async def run_journaled(
+    plan: Plan,
+    state: Path,
+    connect: ConnectFactory,
+    *,
+    secrets: SecretStore,
+    redactor: Redactor,
+    bus: EventBus,
+    options: RunOptions,
+    started: Callable[[Runner], Callable[[], None] | None] | None = None,
+) -> RunSummary:
+    """Run ``plan`` with its journal and secrets vault in ``state``: the one way an install
+    runs, headless or from the wizard.
+
+    ``started`` gets the Runner before it runs (to stop it later, or to install signal
+    handlers) and may return a clean-up to call when it ends. Raises StateLocked or
+    JournalCorrupt when the journal cannot be opened.
+    """
+    journal = Journal.open(state, redactor=redactor)
+    try:
+        runner = Runner(
+            plan,
+            journal,
+            connect,
+            redactor=redactor,
+            secrets=SecretsFileVault(secrets_path(state), secrets),
+            bus=bus,
+            options=options,
+        )
+        cleanup = started(runner) if started is not None else None
+        try:
+            return await runner.run()
+        finally:
+            if cleanup is not None:
+                cleanup()
     finally:
         journal.close()
 
@@ -228,7 +264,10 @@ def planned_actions(
     last_ok = False
     if (state / DB_NAME).exists():
         with Journal.open_readonly(state) as journal:
-            prior = {r.task_id: PriorState(r.status, r.input_hash) for r in journal.tasks()}
+            prior = {
+                r.task_id: PriorState(r.status, r.input_hash, r.finished_at)
+                for r in journal.tasks()
+            }
             hashes = {name: c.value_hash for name, c in journal.captures().items()}
             runs = journal.runs()
             last_ok = bool(runs) and runs[-1].exit_code == exitcodes.OK
@@ -239,6 +278,7 @@ def planned_actions(
         only=opts.only,
         skip=opts.skip,
         retry_interrupted=opts.retry_interrupted,
+        now=time.time(),
     )
     return actions, last_ok
 

@@ -223,18 +223,8 @@ class Runner:
             if value is not None:
                 self._executor.captures[name] = value
                 self._executor.capture_hashes[name] = cap.value_hash
-        prior = {tid: PriorState(r.status, r.input_hash) for tid, r in rows.items()}
+        prior = {tid: PriorState(r.status, r.input_hash, r.finished_at) for tid, r in rows.items()}
         o = self.options
-        now = time.time()
-        stale = {
-            t.id
-            for t in self.plan.tasks
-            if t.fresh_for is not None
-            and (row := rows.get(t.id)) is not None
-            and row.status is TaskStatus.DONE
-            and row.finished_at is not None
-            and now - row.finished_at > t.fresh_for
-        }
         actions = decide(
             self.plan,
             prior,
@@ -242,7 +232,7 @@ class Runner:
             only=o.only,
             skip=o.skip,
             retry_interrupted=o.retry_interrupted,
-            stale=stale,
+            now=time.time(),
         )
         for t in self.plan.tasks:
             self._status[t.id] = TaskStatus.PENDING

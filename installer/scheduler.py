@@ -32,6 +32,23 @@ class PriorState:
 
     status: TaskStatus
     input_hash: str
+    finished_at: float | None = None  # epoch seconds it last ended
+
+
+def stale_tasks(plan: Plan, prior: Mapping[str, PriorState], now: float) -> set[str]:
+    """Done tasks whose products expired: they ended longer ago than their ``fresh_for``."""
+    stale = set()
+    for t in plan.tasks:
+        p = prior.get(t.id)
+        if (
+            t.fresh_for is not None
+            and p is not None
+            and p.status is TaskStatus.DONE
+            and p.finished_at is not None
+            and now - p.finished_at > t.fresh_for
+        ):
+            stale.add(t.id)
+    return stale
 
 
 def value_hash(value: str) -> str:
@@ -94,16 +111,17 @@ def decide(
     only: Collection[str] = (),
     skip: Collection[str] = (),
     retry_interrupted: bool = False,
-    stale: Collection[str] = (),
+    now: float | None = None,
 ) -> dict[str, Action]:
     """One action per task for this run.
 
     A task is skipped when it is done with the same effective input hash and
     nothing it needs will run in this run; a task that runs makes everything
     after it run too. A producer whose captured value was lost (a deleted
-    secrets file) or whose products expired (``stale``: done longer ago than its
+    secrets file) or whose products expired (done longer before ``now`` than its
     ``fresh_for``) runs again when a task that reads its captures has to run.
     """
+    stale = stale_tasks(plan, prior, now) if now is not None else set()
     producers = {c.name: t.id for t in plan.tasks for c in t.captures}
     graph = dependents(plan)
     forced: set[str] = set()

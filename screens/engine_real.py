@@ -340,21 +340,19 @@ class _Handle:
 
 
 def start_run(request: RunRequest) -> _Handle:
-    """Run the plan as ``headless.run_install`` does, keeping the Runner to stop it."""
-    journal_cls = _engine_attr("installer.journal", "Journal")
-    runner_cls = _engine_attr("installer.runner", "Runner")
-    run_options = _engine_attr("installer.runner", "RunOptions")
-    vault_cls = _engine_attr("installer.headless", "SecretsFileVault")
-    unconsented = _engine_attr("installer.headless", "unconsented_wipes")
-    event_bus = _engine_attr("installer.events", "EventBus")
-    load_profile = _engine_attr("installer.profile", "load_profile")
-    secrets_path = _engine_attr("installer.secrets", "secrets_path")
-    connections_for = _engine_attr("installer.pipeline", "connections_for")
+    """Run the plan as the headless install does (``headless.run_journaled``), keeping the
+    Runner to stop it."""
+    from installer.events import EventBus
+    from installer.headless import run_journaled, unconsented_wipes
+    from installer.pipeline import connections_for
+    from installer.profile import load_profile
+    from installer.runner import Runner, RunOptions
+    from installer.secrets import cluster_secrets
     from screens.save import save_answers
 
     answers = request.answers
     the_plan = request.preview.plan
-    missing = unconsented(the_plan, answers.storage.wipe)
+    missing = unconsented_wipes(the_plan, answers.storage.wipe)
     if missing:
         disks = ", ".join(sorted({d for d, _ in missing}))
         raise OperatorError(f"the plan wipes disks that were not confirmed: {disks}")
@@ -363,32 +361,30 @@ def start_run(request: RunRequest) -> _Handle:
     # The answers of this run, so that Welcome can offer to resume it (no secrets).
     save_answers(answers, state / "answers.yaml")
     profile = load_profile(answers.profile)
-    cluster_secrets = _engine_attr("installer.secrets", "cluster_secrets")
     _values, store, redactor = cluster_secrets(state, profile.spec.secrets)
     conns = connections_for(answers, dict(request.environ))
     handle = _Handle()
 
+    def started(runner: Runner) -> None:
+        handle.runner = runner
+        if handle.stop_requested:
+            runner.request_stop("stopped from the wizard")
+
     async def run() -> RunSummary | None:
-        journal = journal_cls.open(state, redactor=redactor)
         try:
-            bus = event_bus()
+            bus = EventBus()
             bus.subscribe(request.emit)
-            runner = runner_cls(
+            return await run_journaled(
                 the_plan,
-                journal,
+                state,
                 conns.runner_connector(),
+                secrets=store,
                 redactor=redactor,
-                secrets=vault_cls(secrets_path(state), store),
                 bus=bus,
-                options=run_options(**request.options),
+                options=RunOptions(**request.options),
+                started=started,
             )
-            handle.runner = runner
-            if handle.stop_requested:
-                runner.request_stop("stopped from the wizard")
-            summary: RunSummary = await runner.run()
-            return summary
         finally:
-            journal.close()
             await conns.close()
 
     handle.task = asyncio.get_running_loop().create_task(run())

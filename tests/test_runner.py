@@ -33,10 +33,12 @@ from installer.events import (
     TaskStarted,
     TaskStatus,
 )
+from installer.headless import planned_actions
 from installer.journal import Journal
 from installer.plan_model import CaptureSpec, FileSpec, Plan, capture_placeholder
 from installer.redact import Redactor
 from installer.runner import Runner, RunOptions, install_signal_handlers
+from installer.scheduler import Action
 
 
 class Vault:
@@ -569,8 +571,11 @@ async def test_expired_products_are_made_again_before_a_reader_runs(tmp_path: Pa
     net.on("#task:w2:join", exit=1, times=1)
     out = await run_plan(plan, net, tmp_path)
     assert out.summary.exit_code == 1
-    # Resumed two hours later: the token is stale, so it is made again before w2 joins.
+    # Resumed two hours later: the token is stale, so it is made again before w2 joins,
+    # and a dry run says so.
     _age_task(tmp_path, "cp1:token", 7200)
+    actions, _ = planned_actions(plan, tmp_path)
+    assert actions["cp1:token"] is Action.RUN and actions["w1:join"] is Action.RUN
     out = await run_plan(plan, net, tmp_path)
     assert out.summary.exit_code == 0
     assert net.task_runs("cp1:token") == 2
