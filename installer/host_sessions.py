@@ -150,9 +150,20 @@ class HostSessions:
             await asyncio.sleep(interval)
             for host, lock in list(self._locks.items()):
                 transport = self._transports.get(host)
-                if transport is not None:
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(lock.refresh(transport), 60)
+                if transport is None:
+                    continue
+                try:
+                    state = await asyncio.wait_for(lock.refresh(transport), 60)
+                except Exception:  # noqa: S112 (a missed beat: the next one tries again)
+                    continue
+                if state == "retaken":
+                    self.journal.note(host, "host lock had vanished (a reboot?): taken again")
+                elif state == "other":
+                    self.journal.note(
+                        host,
+                        f"host lock {self.options.host_lock_path} is now held by another "
+                        "install: check who else is working on this host",
+                    )
 
     async def release_all(self) -> None:
         """Stop the heartbeat, release every lock we hold and close every connection."""

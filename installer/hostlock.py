@@ -73,10 +73,15 @@ grep -qxF "run=$old" "$lock" 2>/dev/null && rm -f "$lock"
 true
 """
 
+# Ours: touch it. Gone (the host rebooted and /run is empty; the connection came
+# back by itself): create it again. Someone else's: leave it and say so.
 _LOCK_TOUCH = """{marker} refresh
 lock={path}
-grep -qxF {run} "$lock" 2>/dev/null && touch "$lock"
-true
+content={content}
+if grep -qxF {run} "$lock" 2>/dev/null; then touch "$lock"; echo FMP_LOCK=ours; exit 0; fi
+set -o noclobber
+if {{ printf '%s\\n' "$content" > "$lock"; }} 2>/dev/null; then echo FMP_LOCK=retaken; exit 0; fi
+echo FMP_LOCK=other
 """
 
 _LOCK_RELEASE = """{marker} release
@@ -199,14 +204,23 @@ class HostLock:
             sudo=True,
         )
 
-    async def refresh(self, transport: Transport) -> None:
-        await transport.run(
+    async def refresh(self, transport: Transport) -> str:
+        """Keep the lock fresh: "ours" (touched), "retaken" (it had vanished, e.g. after a
+        reboot, and is ours again) or "other" (another install holds it now)."""
+        res = await transport.run(
             _LOCK_TOUCH.format(
-                marker=LOCK_MARKER, path=self._path, run=shlex.quote(f"run={self.run_id}")
+                marker=LOCK_MARKER,
+                path=self._path,
+                content=self._content,
+                run=shlex.quote(f"run={self.run_id}"),
             ),
             timeout=60,
             sudo=True,
         )
+        for state in ("ours", "retaken", "other"):
+            if f"FMP_LOCK={state}" in res.stdout:
+                return state
+        return "unknown"
 
     async def release(self, transport: Transport) -> None:
         await transport.run(

@@ -816,6 +816,42 @@ async def test_own_leftover_lock_is_taken_over(tmp_path: Path) -> None:
     assert not net.lock_file("a").exists()
 
 
+async def test_heartbeat_retakes_a_vanished_lock_and_reports_a_foreign_one(
+    tmp_path: Path,
+) -> None:
+    plan = grid_plan(["a"], ["s1"])
+    net = FakeNetwork(lock_dir=tmp_path / "hosts")
+    gate = asyncio.Event()
+    net.on("#task:a:s1", gate=gate)
+    lock = net.lock_file("a")
+    first = asyncio.create_task(run_plan(plan, net, tmp_path / "s", lock_ttl=3))
+    while not lock.exists():
+        await asyncio.sleep(0.01)
+    ours = lock.read_text()
+    # The host rebooted between two beats: /run is empty and the connection came back.
+    lock.unlink()
+    for _ in range(500):
+        if lock.exists():
+            break
+        await asyncio.sleep(0.01)
+    assert lock.read_text() == ours  # taken again by the heartbeat, same run
+    # Another install grabbed it meanwhile: the heartbeat leaves it and says so.
+    foreign = "operator=carol@z\nhost=a\nrun=other-run\ninstallation=someone-else\n"
+    lock.write_text(foreign)
+    log = tmp_path / "s" / "logs" / "a.log"
+    for _ in range(500):
+        if log.exists() and "held by another install" in log.read_text():
+            break
+        await asyncio.sleep(0.01)
+    gate.set()
+    out = await first
+    assert out.summary.exit_code == 0
+    text = log.read_text()
+    assert "host lock had vanished (a reboot?): taken again" in text
+    assert "held by another install" in text
+    assert lock.read_text() == foreign  # never removed another install's lock
+
+
 # -- kill -9 ------------------------------------------------------------------------
 
 FAKE = Path(__file__).with_name("fake_transport.py")
