@@ -4,7 +4,7 @@ cannot install on the same host at once.
 The lock is a file created with ``noclobber`` under sudo; it names the
 operator, the run and the installation (the state directory) that holds it.
 The runner refreshes it while the run goes on, so only a dead run's lock goes
-stale; a stale lock is broken only with ``--break-locks``. A lock left by an
+stale, and creates it again if it vanished (a reboot empties ``/run``); a stale lock is broken only with ``--break-locks``. A lock left by an
 earlier run of the same installation is taken over. Every lock script starts
 with ``LOCK_MARKER``, so a test transport can recognise it.
 """
