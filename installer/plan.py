@@ -29,7 +29,15 @@ import jinja2
 from installer.answers import Answers
 from installer.errors import OperatorError
 from installer.hostfacts import HostFacts
-from installer.plan_model import CaptureSpec, FileSpec, Plan, PlanHost, Task, capture_placeholder
+from installer.plan_model import (
+    CaptureSpec,
+    FileSpec,
+    Plan,
+    PlanHost,
+    PlanResult,
+    Task,
+    capture_placeholder,
+)
 from installer.profile import (
     Profile,
     Source,
@@ -259,7 +267,22 @@ def make_plan(
         profile=profile.name,
         hosts=tuple(PlanHost(h.label, h.address, h.roles) for h in hosts),
         tasks=tasks,
+        result=_render_result(renderer, profile, ctx0),
     )
+
+
+def _render_result(renderer: _Renderer, profile: Profile, ctx: dict[str, Any]) -> PlanResult:
+    spec = profile.spec.result
+
+    def each(key: str, items: tuple[str, ...]) -> tuple[str, ...]:
+        out = []
+        for i, item in enumerate(items):
+            text = renderer.text(item, ctx, profile.source("result", key, i), key, "result")
+            if text.strip():
+                out.append(" ".join(text.split()))
+        return tuple(out)
+
+    return PlanResult(each("storage_classes", spec.storage_classes), each("checks", spec.checks))
 
 
 def _render_task(
@@ -479,6 +502,13 @@ def plan_text(plan: Plan, redactor: Redactor | None = None, answers: Answers | N
         note = "consent in storage.wipe" if item in consent else "NOT in storage.wipe"
         out.append(f"- {item} by step {t.step} ({note})")
     out.append("")
+    out.append("## When it is done")
+    out.append("")
+    classes = ", ".join(plan.result.storage_classes) or "none"
+    out.append(f"storage classes: {classes}")
+    for check in plan.result.checks:
+        out.append(f"check: {check}")
+    out.append("")
     return r.redact("\n".join(out))
 
 
@@ -499,6 +529,10 @@ def plan_json(plan: Plan, redactor: Redactor | None = None) -> dict[str, Any]:
     return {
         "cluster": plan.cluster,
         "profile": plan.profile,
+        "result": {
+            "storage_classes": list(plan.result.storage_classes),
+            "checks": [r.redact(c) for c in plan.result.checks],
+        },
         "hosts": [
             {"label": h.label, "address": h.address, "roles": list(h.roles)} for h in plan.hosts
         ],

@@ -77,11 +77,20 @@ class PlanHost:
 
 
 @dataclass(frozen=True)
+class PlanResult:
+    """What the install leaves the operator with (the profile's ``result``, rendered)."""
+
+    storage_classes: tuple[str, ...] = ()
+    checks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Plan:
     cluster: str
     profile: str
     hosts: tuple[PlanHost, ...]
     tasks: tuple[Task, ...]  # in a topological order
+    result: PlanResult = PlanResult()
 
     def task(self, task_id: str) -> Task:
         for t in self.tasks:

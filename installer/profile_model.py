@@ -184,11 +184,23 @@ class StepSpec(_Strict):
         return parse_duration(self.timeout)
 
 
+class ResultSpec(_Strict):
+    """What the operator gets, told at the end of an install (templates, rendered per plan).
+
+    ``storage_classes``: the StorageClasses the profile creates (an empty rendering is
+    dropped); ``checks``: commands that show the cluster works, run where the kubeconfig is.
+    """
+
+    storage_classes: tuple[str, ...] = ()
+    checks: tuple[str, ...] = ()
+
+
 class ProfileSpec(ProfileMeta):
     """Everything in profile.yaml."""
 
     secrets: tuple[SecretSpec, ...] = ()
     steps: tuple[StepSpec, ...] = ()
+    result: ResultSpec = ResultSpec()
 
 
 def parse_duration(value: int | float | str) -> float:

@@ -28,7 +28,9 @@ class DoneScreen(WizardScreen):
             text.update(self._previous(previous))
             return
         try:
-            info = self.wizard.engine.done_info(self.state.answers, summary)
+            preview = self.wizard.last_preview
+            plan = preview.plan if preview is not None else None
+            info = self.wizard.engine.done_info(self.state.answers, summary, plan)
         except EngineUnavailable:
             info = DoneInfo(None, None)
         if summary is not None and (summary.exit_code != 0 or summary.failures):

@@ -243,7 +243,9 @@ class Engine(Protocol):
 
     def start_run(self, request: RunRequest) -> RunHandle: ...
 
-    def done_info(self, answers: Answers, summary: RunSummary | None) -> DoneInfo: ...
+    def done_info(
+        self, answers: Answers, summary: RunSummary | None, plan: Plan | None
+    ) -> DoneInfo: ...
 
 
 # --------------------------------------------------------------------------- the real engine
@@ -346,10 +348,12 @@ class RealEngine:
 
         return engine_real.start_run(request)
 
-    def done_info(self, answers: Answers, summary: RunSummary | None) -> DoneInfo:
+    def done_info(
+        self, answers: Answers, summary: RunSummary | None, plan: Plan | None
+    ) -> DoneInfo:
         from screens import engine_real
 
-        return engine_real.done_info(answers, summary, self.state_dir(answers))
+        return engine_real.done_info(answers, summary, plan, self.state_dir(answers))
 
 
 def summarize_failures(findings: Sequence[CheckResult]) -> list[CheckResult]:

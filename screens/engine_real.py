@@ -20,6 +20,7 @@ from installer.answers import Answers, Host
 from installer.errors import OperatorError
 from installer.events import RunSummary
 from installer.hostfacts import HostFacts
+from installer.plan_model import Plan
 from installer.profile import ProfileMeta
 from screens.engine_adapters import (
     CheckResult,
@@ -391,23 +392,29 @@ def start_run(request: RunRequest) -> _Handle:
     return handle
 
 
-def done_info(answers: Answers, summary: RunSummary | None, state_dir: Path) -> DoneInfo:
-    """Where the kubeconfig is (written from the profile's capture, as headless does)."""
+def done_info(
+    answers: Answers, summary: RunSummary | None, plan: Plan | None, state_dir: Path
+) -> DoneInfo:
+    """Where the kubeconfig is (written from the profile's capture, as headless does), and
+    what the plan says the operator gets: its storage classes and the checks to run."""
+    from installer.kubeconfig import write_kubeconfig
+    from installer.secrets import load_secrets, secrets_path
+
     net = answers.network
     endpoint = f"https://{net.vip}:{net.api_port}" if net.vip else None
     kubeconfig: str | None = None
     if summary is not None and summary.exit_code == 0:
-        load_secrets = _engine_attr("installer.secrets", "load_secrets")
-        secrets_path = _engine_attr("installer.secrets", "secrets_path")
-        write_kubeconfig = _engine_attr("installer.kubeconfig", "write_kubeconfig")
         captured = load_secrets(secrets_path(state_dir)).captured.get("kubeconfig")
         if captured:
             kubeconfig = str(write_kubeconfig(state_dir, captured))
+    result = plan.result if plan is not None else None
+    checks = result.checks if result is not None else ()
+    if kubeconfig and checks:
+        checks = (f"export KUBECONFIG={kubeconfig}", *checks)
     return DoneInfo(
         kubeconfig=kubeconfig,
         api_endpoint=endpoint,
-        # Which storage classes a profile creates is not reported by the engine yet.
-        storage_classes=(),
-        check_commands=(),
+        storage_classes=result.storage_classes if result is not None else (),
+        check_commands=checks,
         state_dir=str(state_dir),
     )

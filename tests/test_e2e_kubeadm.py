@@ -142,6 +142,8 @@ def test_fresh_install_builds_the_cluster(
     install, r = installed
     assert r.returncode == 0, tail(r)
     assert "Install complete" in r.stdout, tail(r)
+    assert f"export KUBECONFIG={install.state / 'kubeconfig'}" in r.stdout, tail(r)
+    assert "kubectl get nodes -o wide" in r.stdout, tail(r)
     lab = install.lab
 
     # Every node joined, with its role, and only those: what kubectl says on kn0...

@@ -237,6 +237,9 @@ def test_fresh_install_forms_the_promised_cluster(installed: Installed) -> None:
     r = installed.first
     assert r.returncode == 0, _summary(r)
     assert "Install complete" in r.stdout
+    # What the operator got, from the profile's result: the classes and how to check.
+    assert "storage classes: openebs-lvm (default): Local PV LVM on" in r.stdout
+    assert "kubectl -n openebs get pods" in r.stdout
     rows = installed.inst.tasks()
     assert rows and all(row["status"] == "done" for row in rows.values())
     assert installed.inst.integrity() == "ok"

@@ -51,6 +51,11 @@ options:
   flavour: {default: plain, choices: [plain, fancy]}
 secrets:
   - {name: pw, kind: password, length: 12}
+result:
+  storage_classes:
+    - "local-{{ options.flavour }}"
+    - "{% if options.flavour == 'fancy' %}fancy-rbd{% endif %}"
+  checks: ["kubectl get nodes", "ssh {{ roles['control-plane'][0].address }} true"]
 steps:
   - id: prep
     title: prep on {{ host.name }}
@@ -242,6 +247,21 @@ def test_plan_json_is_the_dag(tmp_path: Path) -> None:
     assert tasks["d:work"]["needs"] == ["d:prep", "a:init", "b:join", "c:join"]
     assert tasks["b:join"]["uses"] == ["join.token"]
     assert tasks["e:wipe"]["destructive"] and tasks["e:wipe"]["wipes"] == ["/dev/sdb"]
+
+
+def test_result_is_rendered_and_reported(tmp_path: Path) -> None:
+    plan = make_plan(answers(), profile(tmp_path), secrets=SECRETS)
+    assert plan.result.storage_classes == ("local-plain",)  # an empty rendering is dropped
+    assert plan.result.checks == ("kubectl get nodes", "ssh 10.0.0.1 true")
+    fancy = make_plan(answers(), profile(tmp_path), secrets=SECRETS, options={"flavour": "fancy"})
+    assert fancy.result.storage_classes == ("local-fancy", "fancy-rbd")
+    assert plan_json(plan, Redactor())["result"] == {
+        "storage_classes": ["local-plain"],
+        "checks": ["kubectl get nodes", "ssh 10.0.0.1 true"],
+    }
+    text = plan_text(plan)
+    assert "## When it is done" in text and "storage classes: local-plain" in text
+    assert "check: ssh 10.0.0.1 true" in text
 
 
 def test_facts_by_label() -> None:

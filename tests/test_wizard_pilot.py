@@ -649,6 +649,10 @@ async def test_empty_hosts_to_done(profile: str) -> None:
         await _walk(pilot, app, profile)
         text = str(app.screen.query_one("#done-text", Static).render())
         assert f"Cluster {app.state.answers.cluster.name} is installed" in text
+        if profile == "microk8s-openebs":
+            assert "openebs-lvm (default): Local PV LVM on ubuntu-vg" in text
+        elif profile == "kubeadm-etcd":
+            assert "this profile installs no cluster storage" in text
     request = engine.requests[0]
     meta = load_profile_meta(profile)
     assert request.answers.profile == profile
@@ -947,14 +951,7 @@ async def _hosts_from_scratch(pilot: Any, app: WizardApp, lab_dir: Path, lab_ans
     "lab",
     [
         "kubeadm-etcd",
-        pytest.param(
-            "microk8s-openebs",
-            marks=pytest.mark.xfail(
-                reason="the microk8s-openebs profile does not finish on the lab yet, "
-                "headless either (microk8s-install / cluster-ready)",
-                strict=False,
-            ),
-        ),
+        "microk8s-openebs",
         "rke-ceph",
     ],
     indirect=True,
@@ -1000,6 +997,13 @@ async def test_lab_install_from_empty_hosts_to_done(lab: Any) -> None:
         text = str(app.screen.query_one("#done-text", Static).render())
         assert "is installed" in text
         assert "kubeconfig" in text.lower()
+        # The profile's own result, rendered with the plan: its checks and storage.
+        preview = app.last_preview
+        assert preview is not None and preview.plan.result.checks
+        for check in preview.plan.result.checks:
+            assert check in text
+        for storage_class in preview.plan.result.storage_classes:
+            assert storage_class in text
 
 
 @pytest.mark.slow

@@ -34,7 +34,7 @@ from installer.hostfacts import (
     TimeSync,
     VolumeGroup,
 )
-from installer.plan_model import FileSpec, Plan, PlanHost, Task
+from installer.plan_model import FileSpec, Plan, PlanHost, PlanResult, Task
 from installer.profile import ProfileMeta
 from screens.engine_adapters import (
     DiscoveryFailed,
@@ -267,11 +267,18 @@ class FixtureEngine(RealEngine):
     def unfinished_run(self) -> ResumeInfo | None:
         return self.resume
 
-    def done_info(self, answers: Answers, summary: RunSummary | None) -> DoneInfo:
+    def done_info(
+        self, answers: Answers, summary: RunSummary | None, plan: Plan | None
+    ) -> DoneInfo:
         vip = answers.network.vip
+        result = plan.result if plan is not None else PlanResult()
         return DoneInfo(
             kubeconfig=f"{STATE_DIR}/kubeconfig",
             api_endpoint=f"https://{vip}:{answers.network.api_port}" if vip else None,
+            storage_classes=result.storage_classes,
+            check_commands=(f"export KUBECONFIG={STATE_DIR}/kubeconfig", *result.checks)
+            if result.checks
+            else (),
             state_dir=STATE_DIR,
         )
 
@@ -319,6 +326,12 @@ def fixture_preview(answers: Answers) -> PlanPreview:
         answers.profile,
         tuple(PlanHost(h.label, h.address, tuple(h.roles)) for h in answers.hosts),
         tuple(tasks),
+        PlanResult(
+            ("openebs-lvm (default): Local PV LVM on ubuntu-vg",)
+            if answers.profile == "microk8s-openebs"
+            else (),
+            ("kubectl get nodes -o wide", "kubectl get pods -A"),
+        ),
     )
     files = [RenderedFile(t.host, f.path, f.content, f.secret) for t in plan.tasks for f in t.files]
     files.append(RenderedFile(answers.hosts[0].label, "/etc/kubernetes/pki/ca.key", "", True))

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from installer.answers import Answers
+    from installer.plan_model import PlanResult
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -132,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
                 redactor=redactor,
             )
             if code == exitcodes.OK and not args.dry_run:
-                _deliver_kubeconfig(state, console)
+                _deliver_result(state, plan.result, console)
             return code
         finally:
             await conns.close()
@@ -161,16 +162,25 @@ def _already_done(answers: Answers, answers_text: str, state: Path, console: Con
         f"Nothing to do: all {len(plan.tasks)} steps of cluster {answers.cluster.name} are done "
         "with these answers, and no host was contacted. (--rediscover checks the hosts again.)"
     )
-    _deliver_kubeconfig(state, console)
+    _deliver_result(state, plan.result, console)
     return True
 
 
-def _deliver_kubeconfig(state: Path, console: Console) -> None:
-    """Write the profile's ``kubeconfig`` capture next to the journal, 0600."""
+def _deliver_result(state: Path, result: PlanResult, console: Console) -> None:
+    """Write the profile's ``kubeconfig`` capture next to the journal (0600), then say what
+    the install made: the storage classes, and how to check the cluster."""
     from installer.kubeconfig import write_kubeconfig
     from installer.secrets import load_secrets, secrets_path
 
     captured = load_secrets(secrets_path(state)).captured.get("kubeconfig")
     if captured:
         path = write_kubeconfig(state, captured)
-        console.print(f"kubeconfig: {path}  (try: KUBECONFIG={path} kubectl get nodes)")
+        console.print(f"kubeconfig: {path}")
+    if result.storage_classes:
+        console.print("storage classes: " + ", ".join(result.storage_classes))
+    if result.checks:
+        console.print("check it:")
+        if captured:
+            console.print(f"  export KUBECONFIG={path}", markup=False, highlight=False)
+        for check in result.checks:
+            console.print(f"  {check}", markup=False, highlight=False)
