@@ -2,15 +2,13 @@
 
 Screens call an ``Engine`` and show what it returns; they hold no install
 logic. ``RealEngine`` forwards to the ``installer`` modules, importing each one
-only when it is first needed, and raises ``EngineUnavailable`` (naming the
-missing function) when that part of the engine is not there: the screen then
-says so instead of showing made-up results. Tests pass their own ``Engine``
-with fixture data.
+only when it is first needed. An ``Engine`` that cannot provide something
+raises ``EngineUnavailable`` (naming it): the screen then says so instead of
+showing made-up results. Tests pass their own ``Engine`` with fixture data.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +26,7 @@ Verdict = Literal["ok", "tight", "insufficient", "none"]
 
 
 class EngineUnavailable(RuntimeError):
-    """A part of the engine this build does not have yet."""
+    """Something an Engine cannot provide (the screen says so rather than guess)."""
 
     def __init__(self, what: str) -> None:
         super().__init__(f"{what} is not available in this build of fmp-install yet")
@@ -249,29 +247,6 @@ class Engine(Protocol):
 
 
 # --------------------------------------------------------------------------- the real engine
-
-
-def _engine_attr(module: str, name: str) -> Any:
-    """``installer.<module>.<name>``, or EngineUnavailable naming it."""
-    what = f"{module}.{name}"
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name == module:
-            raise EngineUnavailable(what) from None
-        raise
-    try:
-        return getattr(mod, name)
-    except AttributeError:
-        raise EngineUnavailable(what) from None
-
-
-def available(module: str, name: str) -> bool:
-    try:
-        _engine_attr(module, name)
-    except EngineUnavailable:
-        return False
-    return True
 
 
 class RealEngine:

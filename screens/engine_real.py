@@ -1,16 +1,14 @@
 """``RealEngine``'s implementation: the wizard's calls mapped onto ``installer.*``.
 
-Imported only when the wizard first needs the engine. Every engine function
-is reached through ``_engine_attr`` so that a part of the engine this build
-lacks becomes ``EngineUnavailable`` naming it, never a made-up result. Each
-function only converts the engine's answers into the view types the screens
-show; the decisions are the engine's.
+Imported only when the wizard first needs the engine, and each function
+imports the engine parts it uses, so the wizard starts without loading them.
+Each function only converts the engine's answers into the view types the
+screens show; the decisions are the engine's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,7 +25,6 @@ from screens.engine_adapters import (
     DiscoveryFailed,
     DiskVerdict,
     DoneInfo,
-    EngineUnavailable,
     Feature,
     HostKeyPrompt,
     HostKeyQuestion,
@@ -39,7 +36,6 @@ from screens.engine_adapters import (
     StorageEstimateView,
     Verdict,
     VolumeSpec,
-    _engine_attr,
 )
 
 # --------------------------------------------------------------------------- discovery
@@ -53,9 +49,8 @@ async def discover(
 ) -> HostFacts:
     """Reach one host and discover it with the pipeline's own pieces (``installer.gather``:
     discovery plus the sudo check), asking the operator about an unknown host key."""
-    connections_cls = _engine_attr("installer.connections", "Connections")
-    ssh_connector = _engine_attr("installer.connections", "ssh_connector")
-    gather = _engine_attr("installer.gather", "gather")
+    from installer.connections import Connections, ssh_connector
+    from installer.gather import gather
     from installer.transport import TransportError
 
     known_hosts = answers.ssh_for(host).known_hosts
@@ -72,7 +67,7 @@ async def discover(
         )
 
     one = answers.model_copy(update={"hosts": [host]})
-    conns = connections_cls([host.label], ssh_connector(one, environ, on_unknown_host_key=ask))
+    conns = Connections([host.label], ssh_connector(one, environ, on_unknown_host_key=ask))
     try:
         (reach,) = await conns.reach_all()
         err = reach.error
@@ -102,8 +97,8 @@ def preflight(
     facts: Mapping[str, HostFacts],
     now: float | None = None,
 ) -> PreflightView:
-    run_preflight = _engine_attr("installer.preflight", "run_preflight")
-    check_title = _engine_attr("installer.preflight", "check_title")
+    from installer.preflight import check_title, run_preflight
+
     report = run_preflight(answers, meta, facts, now=time.time() if now is None else now)
     return _preflight_view(report, check_title)
 
@@ -124,7 +119,8 @@ _DISK_STATUS = {"allowed": "allowed", "needs-wipe": "consent", "disallowed": "di
 
 
 def disk_verdicts(answers: Answers, host: Host, facts: HostFacts) -> list[DiskVerdict]:
-    disk_candidates = _engine_attr("installer.storage_disks", "disk_candidates")
+    from installer.storage_disks import disk_candidates
+
     out = []
     for cand in disk_candidates(facts, host.label):
         if cand.status == "disallowed":
@@ -153,14 +149,15 @@ def disk_verdicts(answers: Answers, host: Host, facts: HostFacts) -> list[DiskVe
 
 
 def features() -> list[Feature]:
-    load_catalogue = _engine_attr("installer.workloads", "load_catalogue")
+    from installer.workloads import load_catalogue
+
     cat = load_catalogue()
     return [Feature(name, f.title, tuple(f.volumes), f.help) for name, f in cat.features.items()]
 
 
 def _resolved(answers: Answers) -> list[Any]:
-    load_catalogue = _engine_attr("installer.workloads", "load_catalogue")
-    resolve_volumes = _engine_attr("installer.workloads", "resolve_volumes")
+    from installer.workloads import load_catalogue, resolve_volumes
+
     volumes, _problems = resolve_volumes(load_catalogue(), answers.storage)
     return list(volumes)
 
@@ -182,8 +179,8 @@ def volumes(answers: Answers) -> list[VolumeSpec]:
 def estimate(
     answers: Answers, meta: ProfileMeta, facts: Mapping[str, HostFacts]
 ) -> StorageEstimateView:
-    estimate_for_answers = _engine_attr("installer.storage", "estimate_for_answers")
-    format_estimate = _engine_attr("installer.storage", "format_estimate")
+    from installer.storage import estimate_for_answers, format_estimate
+
     est = estimate_for_answers(answers, facts, _resolved(answers))
     lines = tuple(str(line) for line in format_estimate(est))
     problems = tuple(p.message for p in est.problems if p.severity == "error")
@@ -203,7 +200,8 @@ def _pct(u: float | None) -> str:
 
 def _summary(est: Any) -> tuple[tuple[str, str, Verdict], ...]:
     """Required versus available, one row per part, from the estimate's own figures."""
-    fmt = _engine_attr("installer.storage_estimate", "fmt")
+    from installer.storage_model import fmt
+
     rows: list[tuple[str, str, Verdict]] = []
     s, u = est.shared, est.unshared
     if s.volumes or est.backend != "none":
@@ -231,7 +229,8 @@ def _summary(est: Any) -> tuple[tuple[str, str, Verdict], ...]:
 
 
 def _state_dir(answers: Answers) -> Path:
-    default_state_dir = _engine_attr("installer.journal", "default_state_dir")
+    from installer.journal import default_state_dir
+
     path: Path = default_state_dir(answers.cluster.name)
     return path
 
@@ -242,7 +241,8 @@ def plan(
     facts: Mapping[str, HostFacts],
     now: float | None = None,
 ) -> PlanPreview:
-    plan_for_run = _engine_attr("installer.pipeline", "plan_for_run")
+    from installer.pipeline import plan_for_run
+
     the_plan, _store, redactor = plan_for_run(answers, facts, _state_dir(answers))
     files = tuple(
         RenderedFile(
@@ -254,9 +254,7 @@ def plan(
         for task in the_plan.tasks
         for f in task.files
     )
-    findings: tuple[CheckResult, ...] = ()
-    with contextlib.suppress(EngineUnavailable):
-        findings = preflight(answers, meta, facts, now).findings
+    findings = preflight(answers, meta, facts, now).findings
     wipes = tuple(dict.fromkeys((t.host, d) for t in the_plan.tasks for d in t.wipes))
     return PlanPreview(the_plan, files, findings, wipes)
 
@@ -266,20 +264,19 @@ def plan(
 
 def unfinished_run() -> ResumeInfo | None:
     """The most recent state directory whose journal has steps not done."""
+    from installer.journal import DB_NAME, Journal
     from installer.paths import default_state_root
 
-    journal_cls = _engine_attr("installer.journal", "Journal")
-    db_name = _engine_attr("installer.journal", "DB_NAME")
     root = default_state_root()
     if not root.is_dir():
         return None
     candidates = sorted(
-        (p for p in root.iterdir() if (p / db_name).is_file()),
-        key=lambda p: (p / db_name).stat().st_mtime,
+        (p for p in root.iterdir() if (p / DB_NAME).is_file()),
+        key=lambda p: (p / DB_NAME).stat().st_mtime,
         reverse=True,
     )
     for state in candidates:
-        with journal_cls.open_readonly(state) as journal:
+        with Journal.open_readonly(state) as journal:
             tasks = journal.tasks()
             runs = journal.runs()
         if not tasks or not runs:
@@ -309,10 +306,11 @@ def unfinished_run() -> ResumeInfo | None:
 
 def discard_run(info: ResumeInfo) -> None:
     """Move the journal aside (never deleted outright: it is the only record)."""
-    db_name = _engine_attr("installer.journal", "DB_NAME")
+    from installer.journal import DB_NAME
+
     state = Path(info.state_dir)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    for name in (db_name, f"{db_name}-wal", f"{db_name}-shm"):
+    for name in (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm"):
         p = state / name
         if p.exists():
             p.rename(state / f"{name}.discarded-{stamp}")
