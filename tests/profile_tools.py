@@ -1,7 +1,8 @@
 """Helpers shared by the profile tests (tests/test_<profile>_profile.py).
 
-Synthetic discovery facts for an answers file, picking rendered files out of a
-plan, feeding files to a real tool, and the golden plan.txt comparison.
+Synthetic discovery facts for an answers file, a profile's plan for an example
+answers file, picking rendered files out of a plan, feeding files to a real
+tool, the golden plan.txt comparison, and the obsolete names no plan may hold.
 """
 
 from __future__ import annotations
@@ -10,12 +11,17 @@ import os
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from installer.answers import Answers
+from installer.answers import Answers, parse_answers
 from installer.hostfacts import HostFacts, NetAddress, Nic, OsRelease
+from installer.plan import make_plan
 from installer.plan_model import FileSpec, Plan, Task
+from installer.profile import load_profile
+from installer.secrets import ensure_secrets
 
 
 def host_interface() -> str:
@@ -89,4 +95,73 @@ def check_golden(path: Path, text: str) -> None:
             pytest.fail(f"{path} was missing and has been written; check it in")
     assert text == path.read_text(), (
         f"{path.name} changed; if intended, regenerate with FMP_UPDATE_GOLDEN=1 and review the diff"
+    )
+
+
+# --------------------------------------------------------------------------- plans of a profile
+
+# Names of what the 2019 runbooks used and no install may render any more.
+OBSOLETE_NAMES = (
+    "apt.kubernetes.io",
+    "packages.cloud.google.com",
+    # kubeadm's old config APIs (other APIs may be v1beta3 today, e.g. OpenEBS's DiskPool)
+    "kubeadm.k8s.io/v1beta1",
+    "kubeadm.k8s.io/v1beta2",
+    "kubeadm.k8s.io/v1beta3",
+    "kubernetes.io/rbd",
+    "ceph-deploy",
+    "heartbeat",
+    "docker-ce",
+    "cstor",  # removed in OpenEBS 4.0
+    "openebs.github.io/charts",  # the archived pre-4.0 chart repository
+)
+
+
+def obsolete_names(plans: Iterable[Plan]) -> list[str]:
+    """``task: word`` for every obsolete name in a title, command, check, file or path."""
+    found = []
+    for plan in plans:
+        for t in plan.tasks:
+            texts = [t.title, t.run, t.check or "", *(f.content + f.path for f in t.files)]
+            for word in OBSOLETE_NAMES:
+                if any(word in text.lower() for text in texts):
+                    found.append(f"{t.id} contains '{word}'")
+    return found
+
+
+def read_doc(path: Path) -> dict[str, Any]:
+    doc = yaml.safe_load(path.read_text())
+    assert isinstance(doc, dict)
+    return doc
+
+
+def answers_from(doc: Mapping[str, Any]) -> Answers:
+    return parse_answers(yaml.safe_dump(dict(doc), sort_keys=False), semantic=False)
+
+
+def answers_file(path: Path) -> Answers:
+    return parse_answers(path.read_text(), semantic=False)
+
+
+def generated_secrets(profile: str) -> dict[str, str]:
+    values, _ = ensure_secrets(load_profile(profile).spec.secrets)
+    return values
+
+
+def profile_plan(
+    profile: str,
+    answers: Answers,
+    secrets: Mapping[str, str],
+    *,
+    options: Mapping[str, Any] | None = None,
+    facts: Mapping[str, HostFacts] | None = None,
+    nic: str = "ens160",
+) -> Plan:
+    """``profile`` rendered for ``answers`` on synthetic facts (unless ``facts`` are given)."""
+    return make_plan(
+        answers,
+        load_profile(profile),
+        facts=facts if facts is not None else synthetic_facts(answers, nic),
+        secrets=secrets,
+        options=options,
     )

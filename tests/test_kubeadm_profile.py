@@ -28,12 +28,19 @@ import pytest
 import yaml
 
 from installer.answers import Answers, parse_answers
-from installer.hostfacts import HostFacts, NetAddress, Nic, OsRelease
-from installer.plan import make_plan, plan_text
+from installer.plan import plan_text
 from installer.plan_model import Plan, Task
-from installer.profile import available_profiles, load_profile
-from installer.secrets import ensure_secrets, redactor_for
+from installer.profile import load_profile
+from installer.secrets import redactor_for
 from tests.conftest import REPO, require_tool
+from tests.profile_tools import (
+    answers_file,
+    check_golden,
+    generated_secrets,
+    host_interface,
+    obsolete_names,
+    profile_plan,
+)
 
 GOLDEN = Path(__file__).parent / "golden" / "kubeadm-etcd.plan.txt"
 K8S_VERSION = "1.35.0"
@@ -46,56 +53,28 @@ FAKE_SECRETS = {
 }
 
 
-def host_interface() -> str:
-    """A real, non-loopback interface, so keepalived -t accepts the config."""
-    names = sorted(p.name for p in Path("/sys/class/net").iterdir() if p.name != "lo")
-    return "eth0" if "eth0" in names else (names[0] if names else "eth0")
-
-
-def facts_for(answers: Answers, nic: str = "ens160") -> dict[str, HostFacts]:
-    return {
-        h.label: HostFacts(
-            address=h.address,
-            hostname=h.name,
-            arch="x86_64",
-            os=OsRelease(id="ubuntu", version_id="24.04", version_codename="noble"),
-            nics=(Nic(nic, addresses=(NetAddress("inet", h.address, 24),)),),
-            default_interface=nic,
-        )
-        for h in answers.hosts
-    }
-
-
 def example_answers() -> Answers:
-    return parse_answers((REPO / "examples" / "answers.yaml").read_text(), semantic=False)
+    return answers_file(REPO / "examples" / "answers.yaml")
 
 
 @pytest.fixture(scope="module")
 def real_secrets() -> dict[str, str]:
-    values, _ = ensure_secrets(load_profile("kubeadm-etcd").spec.secrets)
-    return values
+    return generated_secrets("kubeadm-etcd")
 
 
 @pytest.fixture(scope="module")
 def plan(real_secrets: dict[str, str]) -> Plan:
-    answers = example_answers()
-    return make_plan(
-        answers,
-        load_profile("kubeadm-etcd"),
-        facts=facts_for(answers, host_interface()),
-        secrets=real_secrets,
-    )
+    return profile_plan("kubeadm-etcd", example_answers(), real_secrets, nic=host_interface())
 
 
 @pytest.fixture(scope="module")
 def local_lb_plan(real_secrets: dict[str, str]) -> Plan:
-    answers = example_answers()
-    return make_plan(
-        answers,
-        load_profile("kubeadm-etcd"),
-        facts=facts_for(answers, host_interface()),
-        secrets=real_secrets,
+    return profile_plan(
+        "kubeadm-etcd",
+        example_answers(),
+        real_secrets,
         options={"worker_local_lb": True, "cni": "flannel"},
+        nic=host_interface(),
     )
 
 
@@ -571,9 +550,7 @@ def exec_start(unit: str) -> list[str]:
 def etcd_cluster(tmp_path: Path, real_secrets: dict[str, str]) -> Iterator[tuple[Plan, Path]]:
     etcd = require_tool("etcd")
     answers = parse_answers(ETCD_ANSWERS.format(net=ETCD_NET), semantic=False)
-    plan = make_plan(
-        answers, load_profile("kubeadm-etcd"), facts=facts_for(answers), secrets=real_secrets
-    )
+    plan = profile_plan("kubeadm-etcd", answers, real_secrets)
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for t in plan.tasks:
@@ -653,60 +630,11 @@ def test_real_etcd_cluster_from_rendered_flags(etcd_cluster: tuple[Plan, Path]) 
 def test_golden_plan_txt() -> None:
     answers = example_answers()
     profile = load_profile("kubeadm-etcd")
-    plan = make_plan(answers, profile, facts=facts_for(answers), secrets=FAKE_SECRETS)
+    plan = profile_plan("kubeadm-etcd", answers, FAKE_SECRETS)
     text = plan_text(plan, redactor_for(profile.spec.secrets, FAKE_SECRETS), answers)
     assert "Vrrp1234" not in text and "FAKE-CA-KEY" not in text
-    if os.environ.get("FMP_UPDATE_GOLDEN") == "1" or not GOLDEN.exists():
-        GOLDEN.parent.mkdir(parents=True, exist_ok=True)
-        GOLDEN.write_text(text)
-        if os.environ.get("FMP_UPDATE_GOLDEN") != "1":
-            pytest.fail(f"{GOLDEN} was missing and has been written; check it in")
-    assert text == GOLDEN.read_text(), (
-        "plan.txt changed; if intended, regenerate with FMP_UPDATE_GOLDEN=1 and review the diff"
-    )
+    check_golden(GOLDEN, text)
 
 
-FORBIDDEN = (
-    "apt.kubernetes.io",
-    "packages.cloud.google.com",
-    "kubeadm.k8s.io/v1beta1",
-    "kubeadm.k8s.io/v1beta2",
-    "kubeadm.k8s.io/v1beta3",
-    # (other APIs may be v1beta3 today, e.g. OpenEBS's DiskPool: only kubeadm's are obsolete)
-    "kubernetes.io/rbd",
-    "ceph-deploy",
-    "heartbeat",
-    "docker-ce",
-    "cstor",  # removed in OpenEBS 4.0
-)
-
-
-def _default_plan(name: str) -> Plan | None:
-    profile = load_profile(name)
-    if not profile.spec.steps:
-        return None
-    example = REPO / "examples" / ("answers.yaml" if name == "kubeadm-etcd" else f"{name}.yaml")
-    if not example.exists():
-        pytest.skip(f"no example answers for {name}")
-    answers = parse_answers(example.read_text(), semantic=False)
-    values, _ = ensure_secrets(profile.spec.secrets)
-    return make_plan(answers, profile, facts=facts_for(answers), secrets=values)
-
-
-@pytest.mark.parametrize("name", available_profiles())
-def test_no_obsolete_names_in_default_output(name: str) -> None:
-    plan = _default_plan(name)
-    if plan is None:
-        pytest.skip(f"profile {name} has no steps yet")
-    for t in plan.tasks:
-        texts = [
-            t.title,
-            t.run,
-            t.check or "",
-            *(f.content for f in t.files),
-            *(f.path for f in t.files),
-        ]
-        for text in texts:
-            low = text.lower()
-            for word in FORBIDDEN:
-                assert word not in low, f"{name}: {t.id} contains '{word}'"
+def test_no_obsolete_names(plan: Plan, local_lb_plan: Plan) -> None:
+    assert obsolete_names([plan, local_lb_plan]) == []

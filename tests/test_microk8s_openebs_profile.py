@@ -26,15 +26,27 @@ from typing import Any
 import pytest
 import yaml
 
-from installer.answers import Answers, parse_answers
+from installer.answers import Answers
 from installer.factsio import save_facts
 from installer.hostfacts import HostFacts
 from installer.plan import PlanError, make_plan, plan_text
 from installer.plan_model import Plan
 from installer.profile import load_profile
-from installer.secrets import ensure_secrets, redactor_for
+from installer.secrets import redactor_for
 from tests.conftest import REPO, require_tool
-from tests.profile_tools import check_golden, distinct_files, files_at, run_tool, synthetic_facts
+from tests.profile_tools import (
+    answers_file,
+    answers_from,
+    check_golden,
+    distinct_files,
+    files_at,
+    generated_secrets,
+    obsolete_names,
+    profile_plan,
+    read_doc,
+    run_tool,
+    synthetic_facts,
+)
 
 PROFILE = "microk8s-openebs"
 EXAMPLE = REPO / "examples" / "microk8s-openebs.yaml"
@@ -68,36 +80,17 @@ DISKPOOL_SPEC_FIELDS = DISKPOOL_SPEC_REQUIRED | {
     "maxExpansion",
 }
 
-FORBIDDEN = (
-    "apt.kubernetes.io",
-    "packages.cloud.google.com",
-    "kubeadm.k8s.io/v1beta1",
-    "kubeadm.k8s.io/v1beta2",
-    "kubeadm.k8s.io/v1beta3",
-    "kubernetes.io/rbd",
-    "ceph-deploy",
-    "heartbeat",
-    "docker-ce",
-    "cstor",
-    "openebs.github.io/charts",  # the archived pre-4.0 chart repository
-)
 
 
 # --------------------------------------------------------------------------- inventories
 
 
 def example_doc() -> dict[str, Any]:
-    doc = yaml.safe_load(EXAMPLE.read_text())
-    assert isinstance(doc, dict)
-    return doc
-
-
-def answers_from(doc: dict[str, Any]) -> Answers:
-    return parse_answers(yaml.safe_dump(doc, sort_keys=False), semantic=False)
+    return read_doc(EXAMPLE)
 
 
 def example_answers() -> Answers:
-    return parse_answers(EXAMPLE.read_text(), semantic=False)
+    return answers_file(EXAMPLE)
 
 
 def storage_on(n: int) -> dict[str, Any]:
@@ -133,19 +126,12 @@ def make(
     options: dict[str, Any] | None = None,
     facts: dict[str, HostFacts] | None = None,
 ) -> Plan:
-    return make_plan(
-        answers,
-        load_profile(PROFILE),
-        facts=facts if facts is not None else synthetic_facts(answers),
-        secrets=secrets,
-        options=options,
-    )
+    return profile_plan(PROFILE, answers, secrets, options=options, facts=facts)
 
 
 @pytest.fixture(scope="module")
 def real_secrets() -> dict[str, str]:
-    values, _ = ensure_secrets(load_profile(PROFILE).spec.secrets)
-    return values
+    return generated_secrets(PROFILE)
 
 
 @pytest.fixture(scope="module")
@@ -468,14 +454,7 @@ def test_channel_must_match_the_kubernetes_minor(real_secrets: dict[str, str]) -
 
 
 def test_no_obsolete_names(all_plans: list[Plan]) -> None:
-    for p in all_plans:
-        for t in p.tasks:
-            texts = [t.title, t.run, t.check or "", *(f.content for f in t.files)]
-            texts += [f.path for f in t.files]
-            for text in texts:
-                low = text.lower()
-                for word in FORBIDDEN:
-                    assert word not in low, f"{t.id} contains '{word}'"
+    assert obsolete_names(all_plans) == []
 
 
 # --------------------------------------------------------------------------- real tools
