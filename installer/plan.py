@@ -325,7 +325,7 @@ def _render_task(
             str(step.fresh_for), ctx, profile.source("steps", si, "fresh_for"), "fresh_for", task_id
         )
         try:
-            fresh_for = parse_duration(text.strip())
+            fresh_for = parse_duration(text.strip(), what="fresh_for", zero=True)
         except ValueError as exc:
             raise PlanError(
                 f"{profile.source('steps', si, 'fresh_for').at(None)}: {exc} (task {task_id})"

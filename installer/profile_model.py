@@ -176,7 +176,7 @@ class StepSpec(_Strict):
     @classmethod
     def _fresh_for(cls, value: int | str | None) -> int | str | None:
         if value is not None and not (isinstance(value, str) and "{{" in value):
-            parse_duration(value)
+            parse_duration(value, what="fresh_for", zero=True)
         return value
 
     @property
@@ -203,16 +203,17 @@ class ProfileSpec(ProfileMeta):
     result: ResultSpec = ResultSpec()
 
 
-def parse_duration(value: int | float | str) -> float:
-    """``600`` / ``"90s"`` / ``"10m"`` / ``"1h"`` → seconds."""
+def parse_duration(
+    value: int | float | str, *, what: str = "a timeout", zero: bool = False
+) -> float:
+    """``600`` / ``"90s"`` / ``"10m"`` / ``"1h"`` → seconds; above 0 unless ``zero``."""
     if isinstance(value, int | float):
-        if value <= 0:
-            raise ValueError("a timeout must be positive")
-        return float(value)
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*", value)
-    if not m:
-        raise ValueError(f'\'{value}\' is not a duration (e.g. 600, "90s", "10m", "1h")')
-    n = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
-    if n <= 0:
-        raise ValueError("a timeout must be positive")
+        n = float(value)
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*", value)
+        if not m:
+            raise ValueError(f'\'{value}\' is not a duration (e.g. 600, "90s", "10m", "1h")')
+        n = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+    if n < 0 or (n == 0 and not zero):
+        raise ValueError(f"{what} must be {'0 or more' if zero else 'positive'}")
     return n

@@ -253,6 +253,8 @@ def test_one_join_token_per_node_registered_on_the_first_manager(
     assert add.fresh_for == 1620  # a resume past 90% of the TTL registers them again
     longer = make(example_answers(), real_secrets, options={"join_token_ttl": 7200})
     assert next(t for t in longer.tasks if t.step == "microk8s-add-node").fresh_for == 6480
+    expired = make(example_answers(), real_secrets, options={"join_token_ttl": 0})
+    assert next(t for t in expired.tasks if t.step == "microk8s-add-node").fresh_for == 0
 
 
 def test_captures_match_the_tools_output(plan: Plan) -> None:

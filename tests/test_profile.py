@@ -270,6 +270,9 @@ def test_durations() -> None:
     assert parse_duration("1h") == 3600
     with pytest.raises(ValueError):
         parse_duration("0")
+    assert parse_duration("0s", zero=True) == 0  # fresh_for: 0 = stale at once
+    with pytest.raises(ValueError, match="fresh_for must be 0 or more"):
+        parse_duration(-5, what="fresh_for", zero=True)
 
 
 @pytest.mark.parametrize("name", available_profiles())
