@@ -81,7 +81,6 @@ DISKPOOL_SPEC_FIELDS = DISKPOOL_SPEC_REQUIRED | {
 }
 
 
-
 # --------------------------------------------------------------------------- inventories
 
 

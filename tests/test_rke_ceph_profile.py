@@ -876,8 +876,6 @@ def test_golden_plan_txt() -> None:
     check_golden(GOLDEN, text)
 
 
-
-
 def test_no_obsolete_names(plan: Plan, variant_plans: dict[str, Plan]) -> None:
     # The legacy flavour (RKE1) may install docker-ce: its plans are left out.
     plans = [p for p in (plan, *variant_plans.values()) if not any(
