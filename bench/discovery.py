@@ -12,7 +12,9 @@ tool's interpreter start-up and imports, and every run opens new connections):
 - ``fmp-install discover``: the real CLI with a generated answers.yaml and
   ``--json`` (only if this fmp-install has the ``discover`` command);
 - ``fmp-install engine``: the same code path in a small driver process:
-  ``ssh_target.target_for`` + ``ssh.connect`` + ``discovery.discover_all``;
+  ``ssh_target.target_for`` + ``ssh.connect`` + ``discovery.discover_all``,
+  started as the CLI starts (no garbage collection until the answers are
+  loaded, then ``gc.freeze()``);
 - ``ansible all -m setup`` with ``forks = N`` (default fact gathering,
   default ControlPersist, a per-run control-path directory closed afterwards);
 - ``pyinfra INVENTORY fact`` with 8 facts (hostname, os-release, kernel,
@@ -110,15 +112,30 @@ def _spec_hosts(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return hosts
 
 
-async def _child_engine(spec: dict[str, Any]) -> dict[str, Any]:
-    from installer.answers import load_answers
+def _engine_targets(spec: dict[str, Any]) -> list[Any]:
+    """Start-up as ``fmp-install discover`` does it: no collection until the answers
+    are loaded and the SSH client imported, then gc.freeze() (commands/discover.py)."""
+    import gc
+
+    gc.disable()
+    try:
+        from installer.answers import load_answers
+        from installer.discovery import discover_all  # noqa: F401 - imported before the freeze
+        from installer.ssh import connect  # noqa: F401
+        from installer.ssh_target import target_for
+
+        answers = load_answers(spec["answers"])
+        environ = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
+        return [target_for(answers, h, environ) for h in answers.hosts]
+    finally:
+        gc.freeze()
+        gc.enable()
+
+
+async def _child_engine(spec: dict[str, Any], targets: list[Any]) -> dict[str, Any]:
     from installer.discovery import discover_all
     from installer.ssh import connect
-    from installer.ssh_target import target_for
 
-    answers = load_answers(spec["answers"])
-    environ = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
-    targets = [target_for(answers, h, environ) for h in answers.hosts]
     t0 = time.perf_counter()
     conns = await asyncio.gather(*(connect(t) for t in targets))
     t1 = time.perf_counter()
@@ -181,7 +198,8 @@ async def _child_floor(spec: dict[str, Any], script: str) -> dict[str, Any]:
 def child_main(kind: str, spec_path: Path, profile: Path | None) -> None:
     spec = json.loads(spec_path.read_text())
     if kind == "engine":
-        coro_factory: Callable[[], Any] = lambda: _child_engine(spec)  # noqa: E731
+        targets = _engine_targets(spec)
+        coro_factory: Callable[[], Any] = lambda: _child_engine(spec, targets)  # noqa: E731
     elif kind == "floor":
         coro_factory = lambda: _child_floor(spec, TRIVIAL_SCRIPT)  # noqa: E731
     elif kind == "floor-script":

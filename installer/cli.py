@@ -92,7 +92,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exitcodes.INTERNAL_ERROR
 
 
+# True in the ``fmp-install`` process: it ends when main() returns, so a command
+# may leave objects frozen out of the garbage collector (see commands/discover.py).
+EXITS_AFTER_MAIN = False
+
+
 def entry() -> None:
+    global EXITS_AFTER_MAIN
+    EXITS_AFTER_MAIN = True
     sys.exit(main())
 
 

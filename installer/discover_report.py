@@ -18,16 +18,16 @@ Keys are only ever added, never renamed, while "version" stays 1.
 
 from __future__ import annotations
 
-from typing import Any
-
-from rich.console import Console, Group
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from installer.factsio import facts_to_dict
 from installer.hostfacts import HostFacts
 from installer.pipeline import Checked
 from installer.preflight import PreflightReport, check_title, findings_to_dict
+
+if TYPE_CHECKING:  # rich loads only to render text: `discover --json` never needs it
+    from rich.console import Console
+    from rich.text import Text
 
 GIB = 1024**3
 _CELL = {"pass": ("ok", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "bold red")}
@@ -77,6 +77,10 @@ def _facts_row(label: str, address: str, f: HostFacts | None) -> list[str]:
 
 
 def render_discover(checked: Checked, console: Console) -> None:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
     facts = Table(title="Hosts", title_justify="left", expand=False)
     for col in ("host", "address", "OS", "CPUs", "RAM", "disks", "NICs"):
         facts.add_column(col, overflow="fold")
@@ -106,6 +110,9 @@ def render_discover(checked: Checked, console: Console) -> None:
 
 def render_findings(report: PreflightReport, console: Console) -> None:
     """Every warning and failure with its fix, then the verdict."""
+    from rich.console import Group
+    from rich.text import Text
+
     lines: list[Text] = []
     for f in sorted(report.findings, key=lambda f: (f.status != "fail", f.host or "", f.check)):
         if f.status == "pass":

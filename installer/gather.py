@@ -46,6 +46,10 @@ class Gathered:
         return not self.problems
 
 
+# The first host reached (label, its connection), or None when no host was reached.
+FirstReached = asyncio.Future[tuple[str, Transport] | None]
+
+
 async def gather(
     answers: Answers,
     conns: Connections,
@@ -53,8 +57,28 @@ async def gather(
     save_raw: Path | None = None,
     check_sudo: bool = True,
     on_result: Callable[[str, DiscoveryResult], None] | None = None,
+    first_reached: FirstReached | None = None,
 ) -> Gathered:
-    """Connect to every host at once, run discovery, and check that sudo works."""
+    """Connect to every host at once, run discovery, and check that sudo works.
+
+    ``first_reached`` is resolved as soon as every host has been tried, before
+    discovery starts, so a caller can use that host's connection meanwhile.
+    """
+    try:
+        return await _gather(answers, conns, save_raw, check_sudo, on_result, first_reached)
+    finally:
+        if first_reached is not None and not first_reached.done():
+            first_reached.set_result(None)
+
+
+async def _gather(
+    answers: Answers,
+    conns: Connections,
+    save_raw: Path | None,
+    check_sudo: bool,
+    on_result: Callable[[str, DiscoveryResult], None] | None,
+    first_reached: FirstReached | None,
+) -> Gathered:
     out = Gathered()
     by_address: dict[str, str] = {}
     transports: dict[str, Transport] = {}  # by address, as discovery keys them
@@ -71,6 +95,10 @@ async def gather(
             continue
         by_address[host.address] = reach.label
         transports[host.address] = reach.transport
+        if first_reached is not None and not first_reached.done():
+            first_reached.set_result((reach.label, reach.transport))
+    if first_reached is not None and not first_reached.done():
+        first_reached.set_result(None)
 
     def report(result: DiscoveryResult) -> None:
         if on_result is not None:

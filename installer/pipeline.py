@@ -6,24 +6,28 @@ faces (wizard and headless) call the same functions, so they cannot differ.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from installer.answer_checks import check_environment
 from installer.answers import Answers, load_answers, marked_document, read_answers_text
 from installer.connections import Connections, Connector, ssh_connector
-from installer.gather import Gathered, gather
+from installer.gather import FirstReached, Gathered, gather
 from installer.hostfacts import HostFacts
-from installer.plan_model import Plan
 from installer.preflight import PreflightReport, run_preflight
 from installer.problems import ProblemList
 from installer.profile import ProfileMeta, load_profile_meta
-from installer.redact import Redactor
-from installer.secrets import SecretStore
-from installer.transport import TransportError
+from installer.transport import Transport, TransportError
+
+if TYPE_CHECKING:  # only plan_for_run's signature: `discover` never loads them
+    from installer.plan_model import Plan
+    from installer.redact import Redactor
+    from installer.secrets import SecretStore
 
 VIP_PROBE_TIMEOUT = 10.0
 
@@ -47,17 +51,15 @@ class Checked:
     discovered_at: float
 
 
-async def probe_vip(answers: Answers, conns: Connections, gathered: Gathered) -> bool | None:
+async def _ping_vip(answers: Answers, transport: Transport) -> bool | None:
     """Does anything answer the VIP already? Asked from a host, which shares its subnet.
 
-    None when there is no VIP, no host to ask from, or the host cannot ping.
+    None when there is no VIP or the host cannot ping.
     """
     vip = answers.network.vip
-    if vip is None or not gathered.facts:
+    if vip is None:
         return None
-    label = next(iter(gathered.facts))
     try:
-        transport = await conns.get(label)
         result = await transport.run(
             f"ping -c 1 -W 2 {vip} >/dev/null 2>&1", timeout=VIP_PROBE_TIMEOUT
         )
@@ -65,6 +67,13 @@ async def probe_vip(answers: Answers, conns: Connections, gathered: Gathered) ->
         return None
     # ping: 0 = a reply, 1 = no reply, anything else = could not ping at all.
     return {0: True, 1: False}.get(result.exit_status)
+
+
+async def _probe_vip_when_reached(answers: Answers, first: FirstReached) -> bool | None:
+    """The VIP probe from the first host reached, while discovery runs (a ping
+    that gets no reply waits 2 s: that should not add 2 s to every run)."""
+    reached = await first
+    return None if reached is None else await _ping_vip(answers, reached[1])
 
 
 async def discover_and_check(
@@ -81,8 +90,17 @@ async def discover_and_check(
     """
     meta = load_profile_meta(answers.profile)
     started = time.time()
-    gathered = await gather(answers, conns, save_raw=save_raw)
-    vip = None if installed_before else await probe_vip(answers, conns, gathered)
+    if installed_before or answers.network.vip is None:
+        gathered, vip = await gather(answers, conns, save_raw=save_raw), None
+    else:
+        first: FirstReached = asyncio.get_running_loop().create_future()
+        probe = asyncio.ensure_future(_probe_vip_when_reached(answers, first))
+        try:
+            gathered = await gather(answers, conns, save_raw=save_raw, first_reached=first)
+        except BaseException:
+            probe.cancel()
+            raise
+        vip = await probe
     unreached = {
         label: (p.message, p.hint or "fix it and run again")
         for label, p in gathered.problems.items()

@@ -248,7 +248,7 @@ def check_subnet(ctx: Context, host: Host, f: HostFacts) -> Finding:
     label = host.label
     if f.nics is None:
         return unknown_finding("subnet", label, f, "nics", "the host's subnet")
-    nets = _networks(ctx)
+    nets = ctx.memo("subnet.networks", lambda: _networks(ctx))
     net = nets.get(label)
     if net is None:
         return Finding(
@@ -262,12 +262,12 @@ def check_subnet(ctx: Context, host: Host, f: HostFacts) -> Finding:
     vip = ctx.answers.network.vip
     statuses: list[Status] = []
     texts: list[str] = []
-    baseline = {p.message for p in check_network(ctx.answers)}
+    baseline = ctx.memo("subnet.baseline", lambda: {p.message for p in check_network(ctx.answers)})
     for p in check_network(ctx.answers, {label: net}):
         if p.message not in baseline:
             statuses.append("fail" if p.severity == "error" else "warn")
             texts.append(p.message)
-    ref = _reference_network(ctx, nets)
+    ref = ctx.memo("subnet.reference", lambda: _reference_network(ctx, nets))
     if ref is not None and net != ref:
         others = [x for x, n in nets.items() if n == ref and x != label]
         if others:

@@ -7,10 +7,10 @@ the other ``preflight_*`` modules hold its parts.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from installer.answers import Answers, Host
 from installer.hostfacts import HostFacts
@@ -132,6 +132,9 @@ def role_needs(host: Host, meta: ProfileMeta) -> RoleNeeds:
     )
 
 
+_T = TypeVar("_T")
+
+
 @dataclass
 class Context:
     """Everything a check may read: the answers, the profile, every host's facts."""
@@ -144,6 +147,14 @@ class Context:
     # The installer's sudo check with the password: label -> None (works) or (why, fix).
     sudo_checked: Mapping[str, tuple[str, str] | None] = field(default_factory=dict)
     _needs: dict[str, RoleNeeds] = field(default_factory=dict, repr=False)
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def memo(self, key: str, compute: Callable[[], _T]) -> _T:
+        """``compute()`` once per run: what a per-host check derives from every host."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        value: _T = self._memo[key]
+        return value
 
     def facts_for(self, host: Host) -> HostFacts | None:
         return facts_for(self.facts, host)

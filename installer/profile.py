@@ -176,7 +176,7 @@ def _profile_file(name: str) -> Path:
 
 def _read(path: Path) -> MarkedDocument:
     try:
-        doc = load_marked(path.read_text(encoding="utf-8"))
+        doc = load_marked(path.read_text(encoding="utf-8"), bundled=True)
     except YamlLoadError as exc:
         line = exc.mark.line if exc.mark else 0
         raise ProfileError(f"{path}:{line}: {exc.message}") from None

@@ -88,10 +88,15 @@ class VolumeSpec:
     help: str = ""
 
 
-def parse_catalogue(text: str, filename: str = "workloads.yaml") -> Catalogue:
-    """Parse and validate catalogue text. Raises ``CatalogueError`` naming the line."""
+def parse_catalogue(
+    text: str, filename: str = "workloads.yaml", *, bundled: bool = False
+) -> Catalogue:
+    """Parse and validate catalogue text. Raises ``CatalogueError`` naming the line.
+
+    ``bundled``: the text is the catalogue fmp-install ships (see ``load_marked``).
+    """
     try:
-        doc = load_marked(text)
+        doc = load_marked(text, bundled=bundled)
     except YamlLoadError as exc:
         line = exc.mark.line if exc.mark else 0
         raise CatalogueError(f"{filename}:{line}: {exc.message}") from None
@@ -140,7 +145,11 @@ def load_catalogue(path: str | Path | None = None) -> Catalogue:
 
 @cache
 def _default_catalogue(path: str) -> Catalogue:
-    return load_catalogue(Path(path))
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CatalogueError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return parse_catalogue(text, path, bundled=True)
 
 
 def _suggest(name: str, known: list[str]) -> str:

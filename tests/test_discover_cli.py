@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import socket
 from collections.abc import Iterator
@@ -66,6 +67,8 @@ def test_discover_json_reports_this_host(
     assert pre["grid"]["here"]["sudo"] == "pass"  # root needs no sudo
     assert code == (3 if pre["failed"] else 0)
     assert (raw / "127.0.0.1.txt").read_text().count("@@FMP-BEGIN") > 10
+    # Run in-process, discover hands the collector back as it found it.
+    assert gc.isenabled() and gc.get_freeze_count() == 0
 
 
 def test_discover_table_output(

@@ -538,17 +538,19 @@ async def test_a_broken_tool_makes_only_its_fact_unknown(tmp_path: Path) -> None
 
 
 async def test_a_hanging_command_keeps_the_facts_read_before_it(tmp_path: Path) -> None:
-    # `uname` is not behind the per-command timeout, so the whole run times out there.
-    env = _fake_tools(tmp_path, {"uname": "exec sleep 60"})
+    # `cat` is not behind the per-command timeout, so the whole run times out there;
+    # the probes before /proc/cpuinfo read their files with shell builtins.
+    env = _fake_tools(tmp_path, {"cat": "exec sleep 60"})
     result = await D.discover_host(LocalTransport(env=env), "h", timeout=3)
     assert result.error is not None and result.error.startswith("command timeout")
     facts = result.facts
-    assert facts.hostname == socket.gethostname() and facts.os is not None  # before uname
-    assert facts.kernel is None and facts.cpu is None
-    assert facts.unknown["kernel"].startswith(
-        "kernel: discovery did not get this far (command timeout"
+    assert facts.hostname == socket.gethostname() and facts.os is not None  # before cat
+    assert facts.kernel == platform.release()
+    assert facts.cpu is None and facts.memory is None
+    assert facts.unknown["cpu"].startswith(
+        "cpuinfo: discovery did not get this far (command timeout"
     )
-    assert facts.unknown["cpu"].startswith("cpuinfo: discovery did not get this far")
+    assert facts.unknown["memory"].startswith("meminfo: discovery did not get this far")
     assert D.parse_discovery("h", result.raw) == facts  # the raw file says it was interrupted
     assert_every_unknown_fact_has_a_reason(facts)
 

@@ -74,3 +74,65 @@ def test_wrong_sudo_password_fails_preflight() -> None:
     assert "sudo password wrong" in sudo.message
     assert sudo.fix == "check FMP_T_SUDO"
     assert checked.report.failed
+
+
+class VipAnswersDuringDiscovery:
+    """Discovery only finishes once the VIP ping has been asked: the probe runs alongside it."""
+
+    host = "here"
+
+    def __init__(self) -> None:
+        self.pinged = asyncio.Event()
+        self.commands: list[str] = []
+
+    async def run(
+        self,
+        command: str,
+        *,
+        timeout: float,
+        sudo: bool = False,
+        input: str | None = None,
+        on_line: LineCallback | None = None,
+    ) -> CommandResult:
+        self.commands.append(command)
+        if "ping" in command:
+            self.pinged.set()
+            return CommandResult(0, "", "")  # something answers the VIP
+        await asyncio.wait_for(self.pinged.wait(), 30)  # a guard against a hang, not a timing
+        return CommandResult(0, RAW, "")
+
+    async def upload(self, data: bytes, path: str, **kw: object) -> None:
+        raise AssertionError("nothing may be uploaded before preflight passes")
+
+    async def close(self) -> None:
+        pass
+
+
+def test_the_vip_is_probed_while_discovery_runs() -> None:
+    answers = parse_answers(
+        ANSWERS.replace("hosts:", "network: {vip: 127.0.0.254}\nhosts:").replace(
+            "sudo_password_env: FMP_T_SUDO", "password_env: FMP_T_SUDO"
+        )
+    )
+    host = VipAnswersDuringDiscovery()
+
+    async def connect(label: str) -> VipAnswersDuringDiscovery:
+        return host
+
+    checked = asyncio.run(discover_and_check(answers, Connections(["here"], connect)))
+    assert sum("ping" in c for c in host.commands) == 1
+    (vip,) = [f for f in checked.report.findings if f.check == "vip-free"]
+    assert vip.status == "fail" and "already answers" in vip.message
+
+
+def test_no_vip_probe_for_an_earlier_install_of_this_cluster() -> None:
+    answers = parse_answers(ANSWERS.replace("hosts:", "network: {vip: 127.0.0.254}\nhosts:"))
+    host = SudoRefused()
+
+    async def connect(label: str) -> SudoRefused:
+        return host
+
+    checked = asyncio.run(
+        discover_and_check(answers, Connections(["here"], connect), installed_before=True)
+    )
+    assert [f for f in checked.report.findings if f.check == "vip-free"] == []
