@@ -26,6 +26,11 @@ class Redactor:
     def __init__(self, secrets: tuple[str, ...] | list[str] = ()) -> None:
         self._secrets: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self._max_len = 0
+        # For pending_prefix, which runs on every streamed line: the secrets by their
+        # first MIN_SECRET_LEN characters, and their 1..MIN_SECRET_LEN-1 character starts.
+        self._by_head: dict[str, list[str]] = {}
+        self._short_heads: list[set[str]] = [set() for _ in range(MIN_SECRET_LEN)]
         for s in secrets:
             self.add(s)
 
@@ -40,6 +45,11 @@ class Redactor:
             # Longest first, so a secret that contains another is masked whole.
             ordered = sorted(self._secrets, key=lambda s: (-len(s), s))
             self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
+            self._max_len = len(ordered[0])
+            for s in new:
+                self._by_head.setdefault(s[:MIN_SECRET_LEN], []).append(s)
+                for k in range(1, MIN_SECRET_LEN):
+                    self._short_heads[k].add(s[:k])
 
     @property
     def secrets(self) -> frozenset[str]:
@@ -47,7 +57,7 @@ class Redactor:
 
     @property
     def max_len(self) -> int:
-        return max((len(s) for s in self._secrets), default=0)
+        return self._max_len
 
     def redact(self, text: str) -> str:
         if self._pattern is None or not text:
@@ -60,14 +70,29 @@ class Redactor:
         return [m.span() for m in self._pattern.finditer(text)]
 
     def pending_prefix(self, text: str) -> int:
-        """Length of the longest end of ``text`` that starts some secret (but is not all of it)."""
-        best = 0
-        for s in self._secrets:
-            for k in range(min(len(s) - 1, len(text)), best, -1):
-                if text.endswith(s[:k]):
-                    best = k
-                    break
-        return best
+        """Length of the longest end of ``text`` that starts some secret (but is not all of it).
+
+        It runs on every streamed line, so it does not try every prefix of every secret
+        (a PEM key has over a thousand): an end of MIN_SECRET_LEN characters or more
+        must begin with some secret's first MIN_SECRET_LEN characters, looked up by
+        position from the longest possible end; shorter ends are looked up in a set.
+        """
+        n = len(text)
+        if not n or not self._secrets:
+            return 0
+        head = MIN_SECRET_LEN
+        for i in range(max(0, n - (self._max_len - 1)), n - head + 1):
+            candidates = self._by_head.get(text[i : i + head])
+            if candidates:
+                k = n - i
+                tail = text[i:]
+                for s in candidates:
+                    if len(s) > k and s.startswith(tail):
+                        return k
+        for k in range(min(head - 1, n), 0, -1):
+            if text[n - k :] in self._short_heads[k]:
+                return k
+        return 0
 
     def stream(self) -> StreamRedactor:
         return StreamRedactor(self)
