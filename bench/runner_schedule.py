@@ -16,153 +16,30 @@ transition) in a temporary state directory, and prints a markdown table:
 
     python bench/runner_schedule.py [--scale 0.05] [--repeat 3]
 
-``--scale`` is wall seconds per simulated second. When the lab exists this is
-the place to add a lab-backed variant with the same table.
+``--scale`` is wall seconds per simulated second. The plans and the three
+bounds live in ``schedule_model.py``; ``runner_lab.py`` runs the same plans
+against the lab over real SSH.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import random
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
-from fake_transport import FakeNetwork, make_plan, make_task  # noqa: E402
+from fake_transport import FakeNetwork  # noqa: E402
+from schedule_model import Case, critical_path, kubeadm_like, lockstep, one_per_host  # noqa: E402
 
 from installer.events import EventBus  # noqa: E402
 from installer.journal import Journal  # noqa: E402
-from installer.plan_model import Plan, Task  # noqa: E402
 from installer.runner import Runner, RunOptions  # noqa: E402
-from installer.scheduler import priorities  # noqa: E402
-
-
-@dataclass
-class Case:
-    name: str
-    plan: Plan
-    durations: dict[str, float]  # task id -> simulated seconds
-
-
-def kubeadm_like(
-    n_workers: int, seed: int, slow: str | None = None, *, linear: bool = False
-) -> Case:
-    """3 control planes with etcd, N workers: the shape of the kubeadm-etcd profile.
-
-    ``linear``: each host's steps form one chain (etcd after the packages), as
-    the profiles write them; otherwise etcd only needs prep, so a host has two
-    branches that its one-task-at-a-time slot must order.
-    """
-    rnd = random.Random(seed)
-    cps = ["cp1", "cp2", "cp3"]
-    workers = [f"w{i + 1}" for i in range(n_workers)]
-    hosts = cps + workers
-    tasks: list[Task] = []
-    dur: dict[str, float] = {}
-
-    def add(
-        host: str, step: str, seconds: float, needs: tuple[str, ...] = (), **kw: object
-    ) -> None:
-        t = make_task(host, step, needs=needs, **kw)
-        tasks.append(t)
-        factor = 3.0 if host == slow else 1.0
-        dur[t.id] = seconds * factor
-
-    for h in hosts:
-        add(h, "prep", rnd.uniform(5, 15))
-    for h in hosts:
-        add(h, "containerd", rnd.uniform(20, 40), (f"{h}:prep",))
-    for h in hosts:
-        add(h, "kube-pkgs", rnd.uniform(15, 30), (f"{h}:containerd",))
-    for h in cps:
-        add(h, "etcd", rnd.uniform(10, 20), (f"{h}:kube-pkgs" if linear else f"{h}:prep",))
-    for h in cps:
-        add(h, "etcd-cluster", rnd.uniform(3, 6), tuple(f"{c}:etcd" for c in cps))
-    add("cp1", "init", 60, ("cp1:kube-pkgs", *(f"{c}:etcd-cluster" for c in cps)))
-    add("cp1", "cni", 10, ("cp1:init",))
-    for h in cps[1:]:
-        add(h, "cp-join", rnd.uniform(25, 35), (f"{h}:kube-pkgs", "cp1:init"), serial=True)
-    for h in workers:
-        add(h, "join", rnd.uniform(15, 25), (f"{h}:kube-pkgs", "cp1:init"))
-    for h in hosts:
-        last = "cni" if h == "cp1" else ("cp-join" if h in cps else "join")
-        add(h, "verify", rnd.uniform(2, 5), (f"{h}:{last}",))
-    # make_plan needs a topological order: the steps above are added in one.
-    return Case(
-        f"kubeadm-like, {len(hosts)} hosts"
-        + (", linear per host" if linear else ", branching per host")
-        + (", one 3x slower" if slow else ""),
-        make_plan(tasks),
-        dur,
-    )
-
-
-def critical_path(case: Case) -> float:
-    finish: dict[str, float] = {}
-    last_serial: dict[str, str] = {}
-    for t in case.plan.tasks:
-        needs = list(t.needs)
-        if t.serial:
-            prev = last_serial.get(t.step)
-            if prev:
-                needs.append(prev)
-            last_serial[t.step] = t.id
-        start = max((finish[n] for n in needs), default=0.0)
-        finish[t.id] = start + case.durations[t.id]
-    return max(finish.values())
-
-
-def one_per_host(case: Case, max_parallel: int = 32) -> float:
-    """The runner's policy, simulated: longest chain first, one task per host, serial steps."""
-    prio = priorities(case.plan)
-    index = {t.id: i for i, t in enumerate(case.plan.tasks)}
-    order = sorted(case.plan.tasks, key=lambda t: (-prio[t.id], index[t.id]))
-    done: set[str] = set()
-    running: list[tuple[float, str]] = []  # (end time, task id)
-    busy_hosts: set[str] = set()
-    busy_serial: set[str] = set()
-    waiting = list(order)
-    now = 0.0
-    by_id = {t.id: t for t in case.plan.tasks}
-    while waiting or running:
-        for t in list(waiting):
-            if len(running) >= max_parallel:
-                break
-            if t.host in busy_hosts or (t.serial and t.step in busy_serial):
-                continue
-            if not all(n in done for n in t.needs):
-                continue
-            waiting.remove(t)
-            busy_hosts.add(t.host)
-            if t.serial:
-                busy_serial.add(t.step)
-            running.append((now + case.durations[t.id], t.id))
-        running.sort()
-        now, tid = running.pop(0)
-        t = by_id[tid]
-        done.add(tid)
-        busy_hosts.discard(t.host)
-        busy_serial.discard(t.step)
-    return now
-
-
-def lockstep(case: Case) -> float:
-    """Ansible linear: a step starts on every host when the previous step ended everywhere."""
-    steps: dict[str, list[Task]] = {}
-    for t in case.plan.tasks:
-        steps.setdefault(t.step, []).append(t)
-    total = 0.0
-    for tasks in steps.values():
-        d = [case.durations[t.id] for t in tasks]
-        total += sum(d) if tasks[0].serial else max(d)
-    return total
 
 
 async def measure(case: Case, scale: float) -> float:
