@@ -96,8 +96,9 @@ def kubeadm_like(
     )
 
 
-def critical_path(case: Case) -> float:
-    finish: dict[str, float] = {}
+def predecessors(case: Case) -> dict[str, list[str]]:
+    """Each task's needs, plus the previous host's task of a ``serial`` step (plan order)."""
+    preds: dict[str, list[str]] = {}
     last_serial: dict[str, str] = {}
     for t in case.plan.tasks:
         needs = list(t.needs)
@@ -106,8 +107,15 @@ def critical_path(case: Case) -> float:
             if prev:
                 needs.append(prev)
             last_serial[t.step] = t.id
+        preds[t.id] = needs
+    return preds
+
+
+def critical_path(case: Case) -> float:
+    finish: dict[str, float] = {}
+    for tid, needs in predecessors(case).items():
         start = max((finish[n] for n in needs), default=0.0)
-        finish[t.id] = start + case.durations[t.id]
+        finish[tid] = start + case.durations[tid]
     return max(finish.values())
 
 
@@ -180,16 +188,7 @@ def one_per_host_bound(case: Case) -> float:
     are chained in plan order, as in ``critical_path``.
     """
     by_id = {t.id: t for t in case.plan.tasks}
-    preds: dict[str, list[str]] = {}
-    last_serial: dict[str, str] = {}
-    for t in case.plan.tasks:
-        needs = list(t.needs)
-        if t.serial:
-            prev = last_serial.get(t.step)
-            if prev:
-                needs.append(prev)
-            last_serial[t.step] = t.id
-        preds[t.id] = needs
+    preds = predecessors(case)
     ancestors: dict[str, set[str]] = {}
     start: dict[str, float] = {}
     finish: dict[str, float] = {}
