@@ -24,7 +24,17 @@ hosts:
 """
 
 
-class SudoRefused:
+class _PreflightHost:
+    """A scripted host for discovery and preflight: nothing may be uploaded yet."""
+
+    async def upload(self, data: bytes, path: str, **kw: object) -> None:
+        raise AssertionError("nothing may be uploaded before preflight passes")
+
+    async def close(self) -> None:
+        pass
+
+
+class SudoRefused(_PreflightHost):
     """A host whose discovery works (real captured output) and whose sudo refuses the password."""
 
     host = "here"
@@ -53,12 +63,6 @@ class SudoRefused:
             return CommandResult(2, "", "")
         return CommandResult(0, RAW, "")
 
-    async def upload(self, data: bytes, path: str, **kw: object) -> None:
-        raise AssertionError("nothing may be uploaded before preflight passes")
-
-    async def close(self) -> None:
-        pass
-
 
 def test_wrong_sudo_password_fails_preflight() -> None:
     answers = parse_answers(ANSWERS)
@@ -76,7 +80,7 @@ def test_wrong_sudo_password_fails_preflight() -> None:
     assert checked.report.failed
 
 
-class VipAnswersDuringDiscovery:
+class VipAnswersDuringDiscovery(_PreflightHost):
     """Discovery only finishes once the VIP ping has been asked: the probe runs alongside it."""
 
     host = "here"
@@ -100,12 +104,6 @@ class VipAnswersDuringDiscovery:
             return CommandResult(0, "", "")  # something answers the VIP
         await asyncio.wait_for(self.pinged.wait(), 30)  # a guard against a hang, not a timing
         return CommandResult(0, RAW, "")
-
-    async def upload(self, data: bytes, path: str, **kw: object) -> None:
-        raise AssertionError("nothing may be uploaded before preflight passes")
-
-    async def close(self) -> None:
-        pass
 
 
 def test_the_vip_is_probed_while_discovery_runs() -> None:
