@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 
-from installer.answers import Answers
+from installer.answers import Answers, Host, Network, Sections, Storage, find_host
 from installer.problems import Problem, Severity
 from installer.profile import (
     ProfileError,
@@ -28,23 +28,34 @@ def quorum_text(n: int) -> str:
 
 
 def check_answers(answers: Answers) -> list[Problem]:
+    return check_sections(Sections.of(answers))
+
+
+def check_sections(parts: Sections) -> list[Problem]:
+    """The meaning checks of every part with a valid shape; those that need a
+    part that is not valid are skipped (see ``Sections``)."""
     problems: list[Problem] = []
-    problems += _check_unique(answers)
-    meta = _profile(answers, problems)
+    problems += _check_unique(parts.hosts)
+    meta = _profile(parts.profile, problems) if parts.profile is not None else None
     if meta is not None:
-        problems += check_roles(answers, meta)
-        problems += _check_versions(answers, meta)
-        problems += [
-            Problem.at(("options", key), message)
-            for key, message in option_errors(meta, answers.options).items()
-        ]
-    problems += check_network(answers)
-    problems += _check_wipe(answers)
-    problems += _check_volumes(answers)
+        problems += _check_roles(parts, meta)
+        if parts.versions is not None:
+            problems += _check_versions(parts.versions, meta)
+        if parts.options is not None:
+            problems += [
+                Problem.at(("options", key), message)
+                for key, message in option_errors(meta, parts.options).items()
+            ]
+    if parts.network is not None:
+        problems += _check_network(parts.network, parts.hosts)
+    if parts.storage is not None:
+        if parts.all_hosts:
+            problems += _check_wipe(parts.storage, parts.hosts)
+        problems += _check_volumes(parts.storage)
     return problems
 
 
-def _check_volumes(answers: Answers) -> list[Problem]:
+def _check_volumes(storage: Storage) -> list[Problem]:
     """Features and volume overrides against the workload catalogue."""
     from installer.workloads import CatalogueError, load_catalogue, resolve_volumes
 
@@ -54,28 +65,26 @@ def _check_volumes(answers: Answers) -> list[Problem]:
         return [
             Problem.at(("storage", "features"), f"the workload catalogue cannot be read: {exc}")
         ]
-    return resolve_volumes(catalogue, answers.storage)[1]
+    return resolve_volumes(catalogue, storage)[1]
 
 
-def _profile(answers: Answers, problems: list[Problem]) -> ProfileMeta | None:
-    if answers.profile not in available_profiles():
+def _profile(profile: str, problems: list[Problem]) -> ProfileMeta | None:
+    if profile not in available_profiles():
         known = " | ".join(available_profiles())
-        problems.append(
-            Problem.at(("profile",), f"unknown profile '{answers.profile}' (expected {known})")
-        )
+        problems.append(Problem.at(("profile",), f"unknown profile '{profile}' (expected {known})"))
         return None
     try:
-        return load_profile_meta(answers.profile)
+        return load_profile_meta(profile)
     except ProfileError as exc:
         problems.append(Problem.at(("profile",), f"profile cannot be loaded: {exc}"))
         return None
 
 
-def _check_unique(answers: Answers) -> list[Problem]:
+def _check_unique(hosts: dict[int, Host]) -> list[Problem]:
     problems = []
     seen_addr: dict[str, int] = {}
     seen_name: dict[str, int] = {}
-    for i, host in enumerate(answers.hosts):
+    for i, host in hosts.items():
         addr = host.address.lower()
         if addr in seen_addr:
             problems.append(
@@ -100,9 +109,13 @@ def _check_unique(answers: Answers) -> list[Problem]:
 
 def check_roles(answers: Answers, meta: ProfileMeta) -> list[Problem]:
     """Role names, counts and per-role needs against the profile's rules."""
+    return _check_roles(Sections.of(answers), meta)
+
+
+def _check_roles(parts: Sections, meta: ProfileMeta) -> list[Problem]:
     problems = []
     known = ", ".join(meta.roles)
-    for i, host in enumerate(answers.hosts):
+    for i, host in parts.hosts.items():
         for j, role in enumerate(host.roles):
             if role not in meta.roles:
                 problems.append(
@@ -120,9 +133,11 @@ def check_roles(answers: Answers, meta: ProfileMeta) -> list[Problem]:
                         f"{host.label} has role '{role}' but no storage_disk: name the disk it contributes",
                     )
                 )
+    if not parts.all_hosts:
+        return problems  # counting what is there would miscount
+    vip = parts.network.vip if parts.network is not None else None
     for role, rule in meta.roles.items():
-        holders = answers.hosts_with(role)
-        n = len(holders)
+        n = sum(role in h.roles for h in parts.hosts.values())
         if n < rule.min:
             problems.append(
                 Problem.at(
@@ -145,14 +160,14 @@ def check_roles(answers: Answers, meta: ProfileMeta) -> list[Problem]:
                     f"{quorum_text(n - 1)}, and one more machine that can fail. Use {n - 1} or {n + 1}",
                 )
             )
-        if rule.needs_vip and n > 0 and answers.network.vip is None:
+        if rule.needs_vip and n > 0 and parts.network is not None and vip is None:
             problems.append(
                 Problem.at(
                     ("network", "vip"),
                     f"hosts with role '{role}' hold the virtual IP: set network.vip",
                 )
             )
-    if meta.requires_vip and answers.network.vip is None and len(answers.hosts) > 1:
+    if meta.requires_vip and parts.network is not None and vip is None and len(parts.hosts) > 1:
         problems.append(
             Problem.at(
                 ("network",), f"profile {meta.name} needs network.vip, the cluster's virtual IP"
@@ -161,9 +176,9 @@ def check_roles(answers: Answers, meta: ProfileMeta) -> list[Problem]:
     return problems
 
 
-def _check_versions(answers: Answers, meta: ProfileMeta) -> list[Problem]:
+def _check_versions(versions: Mapping[str, str], meta: ProfileMeta) -> list[Problem]:
     problems = []
-    for key in answers.versions:
+    for key in versions:
         if key not in meta.versions:
             problems.append(
                 Problem.at(
@@ -174,9 +189,11 @@ def _check_versions(answers: Answers, meta: ProfileMeta) -> list[Problem]:
     return problems
 
 
-def _host_ips(answers: Answers) -> list[tuple[int, ipaddress.IPv4Address | ipaddress.IPv6Address]]:
+def _host_ips(
+    hosts: dict[int, Host],
+) -> list[tuple[int, ipaddress.IPv4Address | ipaddress.IPv6Address]]:
     out = []
-    for i, host in enumerate(answers.hosts):
+    for i, host in hosts.items():
         try:
             out.append((i, ipaddress.ip_address(host.address)))
         except ValueError:
@@ -188,7 +205,12 @@ def check_network(
     answers: Answers, host_networks: Mapping[str, IPNet] | None = None
 ) -> list[Problem]:
     """VIP and subnet sanity. ``host_networks`` (host label -> its subnet) comes from discovery."""
-    net = answers.network
+    return _check_network(answers.network, dict(enumerate(answers.hosts)), host_networks)
+
+
+def _check_network(
+    net: Network, hosts: dict[int, Host], host_networks: Mapping[str, IPNet] | None = None
+) -> list[Problem]:
     problems = []
     named: list[tuple[str, IPNet]] = [
         ("pod_subnet", net.pod_subnet),
@@ -206,7 +228,7 @@ def check_network(
                         f"{net_b} overlaps {name_a} {net_a}: pick a disjoint range",
                     )
                 )
-    for i, ip in _host_ips(answers):
+    for i, ip in _host_ips(hosts):
         for name, subnet in named[:2]:
             if ip.version == subnet.version and ip in subnet:
                 problems.append(
@@ -231,12 +253,12 @@ def check_network(
     vip = net.vip
     if vip is None:
         return problems
-    for i, ip in _host_ips(answers):
+    for i, ip in _host_ips(hosts):
         if ip == vip:
             problems.append(
                 Problem.at(
                     ("network", "vip"),
-                    f"{vip} is the address of hosts[{i}] ({answers.hosts[i].label}); the VIP must be "
+                    f"{vip} is the address of hosts[{i}] ({hosts[i].label}); the VIP must be "
                     "a free address that moves between hosts",
                 )
             )
@@ -267,11 +289,11 @@ def check_network(
     return problems
 
 
-def _check_wipe(answers: Answers) -> list[Problem]:
+def _check_wipe(storage: Storage, hosts: dict[int, Host]) -> list[Problem]:
     problems = []
-    for i, item in enumerate(answers.storage.wipe):
+    for i, item in enumerate(storage.wipe):
         label, _, disk = item.partition(":")
-        host = answers.host(label)
+        host = find_host(hosts.values(), label)
         if host is None:
             problems.append(
                 Problem.at(("storage", "wipe", i), f"'{label}' is not one of the hosts")

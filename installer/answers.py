@@ -7,12 +7,24 @@ column and key (``answers.yaml:14:7: hosts[2].address: ...``).
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from installer.problems import Problem, ProblemList
 from installer.yamlmarks import MarkedDocument, YamlLoadError, format_path, load_marked
@@ -50,6 +62,68 @@ def _check_address(value: str) -> str:
     if is_hostname(value):
         return value
     raise ValueError(f"'{value}' is not an IPv4/IPv6 address or hostname")
+
+
+def _kind(value: Any) -> str:
+    """What a YAML value is, for a message: 'a list', 'a mapping', 'null'..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, datetime.date):
+        return "a date"
+    if isinstance(value, bytes):
+        return "binary data"
+    return type(value).__name__
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _ip_address(value: Any) -> Any:
+    # One message for a bad address, not one per member of IPv4Address | IPv6Address.
+    if value is None or isinstance(value, IPAddress):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected an IPv4 or IPv6 address, got {_kind(value)}")
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"'{value}' is not an IPv4 or IPv6 address") from None
+
+
+def _ip_network(value: Any) -> Any:
+    if isinstance(value, IPNetwork):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(
+            f"expected a network in CIDR form (e.g. 10.244.0.0/16), got {_kind(value)}"
+        )
+    try:
+        return ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"'{value}' is not a network in CIDR form: {exc}") from None
+
+
+def _option_value(value: Any) -> Any:
+    # One message for a bad option, not one per member of str | int | bool.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, str | int):  # bool is an int
+        raise ValueError(f"expected a string, whole number or boolean, got {_kind(value)}")
+    return value
+
+
+OptionValue = Annotated[str | int | bool, BeforeValidator(_option_value)]
 
 
 def _check_env_name(value: str | None) -> str | None:
@@ -157,9 +231,12 @@ class Host(_Model):
     @field_validator("storage_disk")
     @classmethod
     def _disk(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("/dev/"):
+        # serial:<SERIAL> names a disk by lsblk's SERIAL (installer/storage_disks.py).
+        serial = value is not None and value.startswith("serial:") and value[7:].strip()
+        if value is not None and not value.startswith("/dev/") and not serial:
             raise ValueError(
-                f"'{value}' is not a device path (expected /dev/disk/by-id/... or /dev/sdX)"
+                f"'{value}' is not a device path (expected /dev/disk/by-id/..., /dev/sdX "
+                "or serial:<SERIAL>)"
             )
         return value
 
@@ -191,30 +268,28 @@ class Cluster(_Model):
 
 
 class Network(_Model):
-    vip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = Field(
+    vip: IPAddress | None = Field(
         default=None, description="the shared virtual IP (keepalived / MetalLB)"
     )
     api_port: Annotated[int, Field(ge=1, le=65535)] = 8443
-    pod_subnet: ipaddress.IPv4Network | ipaddress.IPv6Network = ipaddress.IPv4Network(
-        "10.244.0.0/16"
-    )
-    service_subnet: ipaddress.IPv4Network | ipaddress.IPv6Network = ipaddress.IPv4Network(
-        "10.96.0.0/12"
-    )
-    host_subnet: ipaddress.IPv4Network | ipaddress.IPv6Network | None = Field(
+    pod_subnet: IPNetwork = ipaddress.IPv4Network("10.244.0.0/16")
+    service_subnet: IPNetwork = ipaddress.IPv4Network("10.96.0.0/12")
+    host_subnet: IPNetwork | None = Field(
         default=None,
         description="the hosts' subnet, if known: lets validation check the VIP without discovery",
     )
 
+    @field_validator("vip", mode="before")
+    @classmethod
+    def _address(cls, value: Any) -> Any:
+        return _ip_address(value)
+
     @field_validator("pod_subnet", "service_subnet", "host_subnet", mode="before")
     @classmethod
-    def _strict_net(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                ipaddress.ip_network(value, strict=True)
-            except ValueError as exc:
-                raise ValueError(f"'{value}' is not a network in CIDR form: {exc}") from None
-        return value
+    def _strict_net(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name == "host_subnet":
+            return None
+        return _ip_network(value)
 
 
 class Volume(_Model):
@@ -254,6 +329,14 @@ def _version(value: str) -> str:
 Version = Annotated[str, AfterValidator(_version)]
 
 
+def find_host(hosts: Iterable[Host], label: str) -> Host | None:
+    """The host named or addressed ``label``."""
+    for h in hosts:
+        if label in (h.name, h.address):
+            return h
+    return None
+
+
 class Answers(_Model):
     """The whole install, as answered in the wizard or written in answers.yaml."""
 
@@ -267,15 +350,12 @@ class Answers(_Model):
     versions: dict[str, Version] = Field(
         default_factory=dict, description="overrides of the profile's pinned versions"
     )
-    options: dict[str, str | int | bool] = Field(
+    options: dict[str, OptionValue] = Field(
         default_factory=dict, description="profile options, e.g. {cni: flannel}; see the profile"
     )
 
     def host(self, label: str) -> Host | None:
-        for h in self.hosts:
-            if label in (h.name, h.address):
-                return h
-        return None
+        return find_host(self.hosts, label)
 
     def hosts_with(self, role: str) -> list[Host]:
         return [h for h in self.hosts if role in h.roles]
@@ -318,13 +398,106 @@ def _pydantic_message(err: Any) -> str:
     return msg
 
 
-def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
-    # Pydantic inserts the union member's name ("IPv4Address") into locations.
-    return tuple(p for p in loc if not (isinstance(p, str) and (p[:1].isupper() or "[" in p)))
+def _has_step(node: Any, part: Any) -> bool:
+    if isinstance(node, dict):
+        return isinstance(part, str) and part in node
+    return isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+
+
+def _clean_loc(loc: Sequence[Any], data: Any, *, missing: bool) -> tuple[str | int, ...]:
+    """The path in the file of a pydantic error location.
+
+    Pydantic puts the name of a union's member in locations ("IPv4Address",
+    "str"): a step that is not a key or index of the data there is such a name,
+    except the last step of a 'missing' error, the key that is not there.
+    """
+    out: list[str | int] = []
+    node = data
+    for i, part in enumerate(loc):
+        if _has_step(node, part):
+            node = node[part]
+        elif not (missing and i == len(loc) - 1):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Sections:
+    """The parts of an answers file whose shape is valid: what the meaning checks read.
+
+    From an ``Answers`` every part is there. From a file with shape errors, a
+    part with an error is None and ``hosts`` holds only the hosts without one,
+    by their index in the file; a check that needs a missing part is skipped,
+    so that the meaning checks never restate a shape error in other words.
+    """
+
+    profile: str | None
+    hosts: dict[int, Host]
+    all_hosts: bool  # ``hosts`` holds every host of the file
+    network: Network | None
+    storage: Storage | None
+    versions: dict[str, str] | None
+    options: dict[str, str | int | bool] | None
+
+    @classmethod
+    def of(cls, answers: Answers) -> Sections:
+        return cls(
+            answers.profile,
+            dict(enumerate(answers.hosts)),
+            True,
+            answers.network,
+            answers.storage,
+            answers.versions,
+            answers.options,
+        )
+
+    @classmethod
+    def salvage(cls, data: dict[str, Any], error_locs: Sequence[tuple[str | int, ...]]) -> Sections:
+        """The valid parts of ``data``, which failed validation at ``error_locs``."""
+        bad = {loc[0] for loc in error_locs if loc}
+        # The defaults, then each part validated alone (validate_assignment).
+        unchecked: dict[str, Any] = {}
+        partial = Answers.model_construct(**unchecked)
+        for name in Answers.model_fields:
+            if name in data and name not in bad:
+                try:
+                    setattr(partial, name, data[name])
+                except ValidationError:
+                    bad.add(name)
+        valid = {n: v for n, v in vars(partial).items() if n not in bad}
+        hosts: dict[int, Host] = dict(enumerate(valid.get("hosts", [])))
+        raw_hosts = data.get("hosts")
+        if "hosts" in bad and isinstance(raw_hosts, list) and ("hosts",) not in error_locs:
+            bad_hosts = {loc[1] for loc in error_locs if len(loc) > 1 and loc[0] == "hosts"}
+            for i, raw in enumerate(raw_hosts):
+                if i not in bad_hosts:
+                    try:
+                        hosts[i] = Host.model_validate(raw)
+                    except ValidationError:
+                        continue
+        return cls(
+            valid.get("profile"),
+            hosts,
+            "hosts" in valid,
+            valid.get("network"),
+            valid.get("storage"),
+            valid.get("versions"),
+            valid.get("options"),
+        )
+
+
+def in_file_order(problems: Iterable[Problem]) -> list[Problem]:
+    """Problems by line and column; those without a place (the file itself) first."""
+    return sorted(problems, key=lambda p: (p.line or 0, p.column or 0))
 
 
 def parse_answers(text: str, filename: str = "answers.yaml", *, semantic: bool = True) -> Answers:
-    """Parse and validate answers text. Raises ``ProblemList`` with every error found."""
+    """Parse and validate answers text. Raises ``ProblemList`` with every error found.
+
+    The meaning checks run on every part whose shape is valid, so that a wrong
+    port does not hide a duplicate address.
+    """
     try:
         doc = load_marked(text)
     except YamlLoadError as exc:
@@ -338,8 +511,10 @@ def parse_answers(text: str, filename: str = "answers.yaml", *, semantic: bool =
         answers = Answers.model_validate(doc.data)
     except ValidationError as exc:
         problems = []
+        locs = []
         for err in exc.errors():
-            loc = _clean_loc(tuple(err["loc"]))
+            loc = _clean_loc(err["loc"], doc.data, missing=err["type"] == "missing")
+            locs.append(loc)
             mark = doc.mark_for(loc)
             if err["type"] == "extra_forbidden":
                 mark = doc.key_marks.get(loc, mark)
@@ -352,18 +527,20 @@ def parse_answers(text: str, filename: str = "answers.yaml", *, semantic: bool =
                     _pydantic_message(err),
                 )
             )
-        raise ProblemList(
-            sorted(_dedupe(problems), key=lambda p: (p.line or 0, p.column or 0))
-        ) from None
+        if semantic:
+            problems += _meaning_errors(Sections.salvage(doc.data, locs), filename, doc)
+        raise ProblemList(in_file_order(_dedupe(problems))) from None
     if semantic:
-        from installer.answer_checks import check_answers
-
-        problems = [
-            p.located(filename, doc) for p in check_answers(answers) if p.severity == "error"
-        ]
+        problems = _meaning_errors(Sections.of(answers), filename, doc)
         if problems:
-            raise ProblemList(sorted(problems, key=lambda p: (p.line or 0, p.column or 0)))
+            raise ProblemList(in_file_order(problems))
     return answers
+
+
+def _meaning_errors(sections: Sections, filename: str, doc: MarkedDocument) -> list[Problem]:
+    from installer.answer_checks import check_sections
+
+    return [p.located(filename, doc) for p in check_sections(sections) if p.severity == "error"]
 
 
 def _dedupe(problems: list[Problem]) -> list[Problem]:

@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from installer.answer_checks import check_environment
-from installer.answers import Answers, load_answers, marked_document, read_answers_text
+from installer.answers import (
+    Answers,
+    in_file_order,
+    load_answers,
+    marked_document,
+    read_answers_text,
+)
 from installer.connections import Connections, Connector, ssh_connector
 from installer.gather import FirstReached, Gathered, gather
 from installer.hostfacts import HostFacts
@@ -38,7 +44,7 @@ def load_for_run(path: str | Path, environ: Mapping[str, str]) -> Answers:
     missing = check_environment(answers, environ)
     if missing:
         doc = marked_document(read_answers_text(path))
-        raise ProblemList([p.located(str(path), doc) for p in missing])
+        raise ProblemList(in_file_order(p.located(str(path), doc) for p in missing))
     return answers
 
 

@@ -134,6 +134,19 @@ def load_marked(text: str, *, bundled: bool = False) -> MarkedDocument:
     return _load_marked(text, yaml.SafeLoader)
 
 
+_TOO_DEEP = "the document is nested too deeply"
+
+
+def _deepest_open_mark(loader: yaml.SafeLoader) -> Mark | None:
+    """Where the innermost collection still open when composing gave up starts."""
+    # The pure-Python parser keeps a stack of the start marks of open collections;
+    # libyaml's loader has none to ask.
+    marks = getattr(loader, "marks", None)
+    if not marks:
+        return None
+    return Mark(marks[-1].line + 1, marks[-1].column + 1)
+
+
 def _load_marked(text: str, loader_class: type[yaml.SafeLoader]) -> MarkedDocument:
     try:
         loader = loader_class(text)
@@ -153,13 +166,16 @@ def _load_marked(text: str, loader_class: type[yaml.SafeLoader]) -> MarkedDocume
             raise YamlLoadError(f"not valid YAML: {exc.problem or exc.context}", where) from None
         except yaml.YAMLError as exc:
             raise YamlLoadError(f"not valid YAML: {exc}", None) from None
+        except RecursionError:
+            # PyYAML composes nested collections recursively: '[' * 1000 gets here.
+            raise YamlLoadError(_TOO_DEEP, _deepest_open_mark(loader)) from None
         if node is None:
             return MarkedDocument(None, {}, {})
         builder = _Builder(loader)
         try:
             data = builder.build(node, ())
         except RecursionError:
-            raise YamlLoadError("the document is nested too deeply", _mark(node)) from None
+            raise YamlLoadError(_TOO_DEEP, _mark(node)) from None
         return MarkedDocument(data, builder.marks, builder.key_marks)
     finally:
         loader.dispose()

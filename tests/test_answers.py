@@ -318,3 +318,122 @@ def test_profile_options_checked() -> None:
 def test_unknown_storage_feature() -> None:
     (found,) = errors(BASE + "storage:\n  features: [insigths]\n")
     assert found.startswith("answers.yaml:13:14: storage.features[0]: unknown feature 'insigths'")
+
+
+def test_shape_errors_do_not_hide_meaning_errors() -> None:
+    # A bad port (line 4) and a bad api_port (line 12) do not hide the
+    # duplicate address (line 9); all three come in line order.
+    text = (
+        BASE.replace("ssh: {user: fmpadmin}", "ssh: {user: fmpadmin, port: 99999}").replace(
+            "{address: 10.30.217.23, name: kn3", "{address: 10.30.217.21, name: kn3"
+        )
+        + "  api_port: 0\n"
+    )
+    found = errors(text)
+    assert [f.split(": ")[0] for f in found] == [
+        "answers.yaml:4:29",
+        "answers.yaml:9:15",
+        "answers.yaml:12:13",
+    ]
+    assert found[0].startswith("answers.yaml:4:29: ssh.port: ")
+    assert found[1] == "answers.yaml:9:15: hosts[3].address: '10.30.217.21' is already hosts[1]"
+    assert found[2].startswith("answers.yaml:12:13: network.api_port: ")
+
+
+def test_meaning_checks_run_on_the_hosts_without_shape_errors() -> None:
+    # hosts[1] has a bad port: the other hosts are still checked (a duplicate,
+    # an unknown role), but counting roles would miscount, so it is not done.
+    text = BASE.replace(
+        "name: kn1, roles: [control-plane, etcd, lb]}",
+        "name: kn1, roles: [control-plane, etcd, lb], ssh: {port: 0}}",
+    ).replace("{address: 10.30.217.23, name: kn3, roles: [worker]}", "{address: kn2, roles: [wat]}")
+    text = text.replace("address: 10.30.217.22, name: kn2,", "address: kn2, name: kn2,")
+    found = errors(text)
+    assert len(found) == 3, found
+    assert found[0].startswith("answers.yaml:7:86: hosts[1].ssh.port: ")
+    assert found[1] == "answers.yaml:9:15: hosts[3].address: 'kn2' is already hosts[2]"
+    assert found[2].startswith("answers.yaml:9:28: hosts[3].roles[0]: role 'wat' is not used")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        # A host with a bad address: two etcd members are left, not an even-number error.
+        (
+            "10.30.217.22,",
+            "10.30.217.300,",
+            "hosts[2].address: '10.30.217.300' is not an IPv4/IPv6",
+        ),
+        # A bad VIP is not a missing one.
+        ("vip: 10.30.217.100", "vip: kn9", "network.vip: 'kn9' is not an IPv4 or IPv6 address"),
+        # A bad storage section: its wipe list is not checked against the hosts.
+        ("network:", "storage: {wipe: [zz:/dev/sdb], colour: 1}\nnetwork:", "unknown key 'colour'"),
+    ],
+)
+def test_no_meaning_error_restates_a_shape_error(old: str, new: str, expected: str) -> None:
+    (found,) = errors(BASE.replace(old, new))
+    assert expected in found
+
+
+@pytest.mark.parametrize(
+    ("snippet", "expected"),
+    [
+        (
+            "options: {cni: [a]}",
+            "options.cni: expected a string, whole number or boolean, got a list",
+        ),
+        (
+            "options: {cni: {a: 1}}",
+            "options.cni: expected a string, whole number or boolean, got a mapping",
+        ),
+        (
+            "options: {cni: 1.5}",
+            "options.cni: expected a string, whole number or boolean, got the number 1.5",
+        ),
+        ("options: {CNI: [a]}", "options.CNI: expected a string"),
+        ("network: {vip: kn9}", "network.vip: 'kn9' is not an IPv4 or IPv6 address"),
+        ("network: {vip: [a]}", "network.vip: expected an IPv4 or IPv6 address, got a list"),
+        (
+            "network: {vip: 10.30.217.100, pod_subnet: [a]}",
+            "network.pod_subnet: expected a network in CIDR form (e.g. 10.244.0.0/16), got a list",
+        ),
+        (
+            "network: {vip: 10.30.217.100, service_subnet: null}",
+            "network.service_subnet: expected a network in CIDR form (e.g. 10.244.0.0/16), got null",
+        ),
+        (
+            "network: {vip: 10.30.217.100, host_subnet: 10.30.217.1/24}",
+            "network.host_subnet: '10.30.217.1/24' is not a network in CIDR form",
+        ),
+    ],
+)
+def test_one_message_per_bad_value_without_type_names(snippet: str, expected: str) -> None:
+    if snippet.startswith("network:"):
+        text, line = BASE.replace("network:\n  vip: 10.30.217.100\n", snippet + "\n"), 10
+    else:
+        text, line = BASE + snippet + "\n", 12
+    (found,) = errors(text)
+    assert found.startswith(f"answers.yaml:{line}:")
+    assert expected in found
+
+
+def test_capitalised_keys_keep_their_place_in_the_path() -> None:
+    (found,) = errors(BASE.replace("cluster: {name: fmp}", "cluster: {name: fmp, Name: x}"))
+    assert found == "answers.yaml:2:22: cluster.Name: unknown key 'Name'"
+
+
+def test_load_for_run_reports_missing_env_in_line_order(tmp_path: Path) -> None:
+    from installer.pipeline import load_for_run
+
+    # The top-level ssh section comes after the hosts, and is checked first.
+    path = tmp_path / "answers.yaml"
+    path.write_text(
+        BASE.replace("ssh: {user: fmpadmin}\n", "").replace(
+            "roles: [worker]}", "roles: [worker], ssh: {password_env: FMP_T_HOST}}"
+        )
+        + "ssh: {user: fmpadmin, sudo_password_env: FMP_T_SUDO}\n"
+    )
+    with pytest.raises(ProblemList) as info:
+        load_for_run(path, {})
+    found = [(p.line, p.path) for p in info.value.problems]
+    assert found == [(8, "hosts[3].ssh.password_env"), (11, "ssh.sudo_password_env")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -123,3 +124,22 @@ def test_python_tags_are_refused() -> None:
         assert "fuzz.yaml:1:10" in str(exc)
     else:
         raise AssertionError("expected a clean error")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 1000 + "]" * 1000,
+        "{a: " * 1000 + "1" + "}" * 1000,
+        "".join("  " * i + "-\n" for i in range(1000)),
+        "cluster:\n" + "".join("  " * i + "  a:\n" for i in range(1000)),
+    ],
+    ids=["flow-lists", "flow-mappings", "block-lists", "block-mappings"],
+)
+def test_deep_nesting_is_a_clean_error(text: str) -> None:
+    # PyYAML composes nested collections recursively: ~500 levels exhaust the stack.
+    with pytest.raises(ProblemList) as info:
+        parse_answers(text, "fuzz.yaml")
+    (problem,) = info.value.problems
+    assert problem.file == "fuzz.yaml" and problem.line is not None
+    assert problem.message == "the document is nested too deeply"

@@ -98,3 +98,49 @@ def test_internal_error_is_not_a_traceback(
     crash = Path(err.split("Details were written to ")[1].split(";")[0])
     assert "Traceback" in crash.read_text()
     crash.unlink()
+
+
+def test_validate_deeply_nested_file_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("[" * 1000 + "]" * 1000 + "\n")
+    assert main(["validate", "--answers", str(deep)]) == 2
+    err = capsys.readouterr().err
+    assert f"{deep}:1:" in err and "the document is nested too deeply" in err
+    assert "internal error" not in err
+
+
+def test_validate_warnings_come_in_line_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The top-level ssh section after the hosts: its warning is found first.
+    text = (EXAMPLES / "answers.yaml").read_text()
+    start = text.index("\nssh:")
+    end = text.index("\nhosts:")
+    path = tmp_path / "answers.yaml"
+    host = "name: kn3, roles: [worker]}"
+    path.write_text(
+        text[:start]
+        + text[end:].replace(host, host[:-1] + ", ssh: {password_env: FMP_T_HOST}}")
+        + text[start:end]
+        + "\n"
+    )
+    for var in ("FMP_T_HOST", "FMP_SSH_PASSWORD", "FMP_SUDO_PASSWORD"):
+        monkeypatch.delenv(var, raising=False)
+    assert main(["validate", "--answers", str(path)]) == 0
+    lines = [int(w.split(":")[1]) for w in capsys.readouterr().err.splitlines()]
+    assert len(lines) >= 2 and lines == sorted(lines)
+
+
+def test_committed_schema_is_up_to_date(capsys: pytest.CaptureFixture[str]) -> None:
+    # The examples' first line points editors at it; it must say what `schema` says.
+    committed = EXAMPLES.parent / "answers.schema.json"
+    assert main(["schema"]) == 0
+    assert committed.read_text() == capsys.readouterr().out, (
+        "answers.schema.json is out of date: run `fmp-install schema > answers.schema.json`"
+    )
+    for path in EXAMPLES.glob("*.yaml"):
+        first = path.read_text().splitlines()[0]
+        assert first == "# yaml-language-server: $schema=../answers.schema.json", path
+        assert (path.parent / first.split("=", 1)[1]).resolve() == committed.resolve()

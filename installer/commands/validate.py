@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     from installer import exitcodes
     from installer.answer_checks import check_answers, check_environment
-    from installer.answers import marked_document, parse_answers, read_answers_text
+    from installer.answers import in_file_order, marked_document, parse_answers, read_answers_text
 
     text = read_answers_text(args.answers)
     answers = parse_answers(text, args.answers)  # raises ProblemList: printed by cli.main
@@ -32,8 +32,8 @@ def run(args: argparse.Namespace) -> int:
     # validate may run where the secrets are not exported (CI, a laptop): a
     # missing variable is a warning here, an error when a run needs it.
     warnings += check_environment(answers, os.environ, severity="warning")
-    for w in warnings:
-        print(w.located(args.answers, doc), file=sys.stderr)
+    for w in in_file_order(w.located(args.answers, doc) for w in warnings):
+        print(w, file=sys.stderr)
     n = len(answers.hosts)
     print(f"{args.answers}: valid ({answers.profile}, {n} host{'s' if n != 1 else ''})")
     return exitcodes.OK
