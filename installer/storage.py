@@ -16,9 +16,12 @@ Who gives what:
   an OpenEBS pool;
 - *workload nodes* keep the unshared (local) volumes in a volume group: the
   ``worker`` hosts, or every host if none is a worker; with OpenEBS
-  (MicroK8s, which schedules pods on every node) always every host. The
-  volume group is the one with the most free space that is not on the
-  node's storage disk, unless one is named.
+  (MicroK8s, which schedules pods on every node) always every host. A
+  volume the catalogue places on ``nodes: all`` is kept on every host, workload
+  node or not. The volume group is the one with the most free space that is
+  not on the node's storage disk, unless one is named (``--vg``): a name no
+  host has is bad input (``UnknownVolumeGroup``), one only some hosts lack is a
+  problem of each of those hosts.
 
 JSON shape of ``StorageEstimate.to_dict()`` (version 1; keys are only ever
 added). Sizes are GiB (2^30 bytes), rounded to 0.01; ``null`` = unknown:
@@ -27,12 +30,13 @@ added). Sizes are GiB (2^30 bytes), rounded to 0.01; ``null`` = unknown:
       "version": 1, "profile": "rke-ceph", "backend": "ceph" | "openebs" | "none",
       "verdict": "ok" | "tight" | "insufficient", "units": "GiB", "tight_ratio": 0.85,
       "volumes": [{"name", "title", "feature", "source": "catalogue"|"answers"|"custom",
-                   "size_gib", "shared", "replicas"}],
+                   "size_gib", "shared", "replicas", "nodes": "all"|"workers"|null}],
       "shared": {"required_gib", "available_gib", "required_raw_gib", "available_raw_gib",
                  "utilization", "verdict", "volumes": [names]},
       "unshared": {"required_gib_per_node", "available_gib_tightest_node", "tightest_node",
-                   "utilization", "verdict", "volumes": [names],
-                   "nodes": [{"host", "vg", "vg_size_gib", "vg_free_gib"}]},
+                   "required_gib_tightest_node", "utilization", "verdict", "volumes": [names],
+                   "nodes": [{"host", "vg", "vg_size_gib", "vg_free_gib", "workload",
+                              "required_gib"}]},
       "ceph": null | {"osds", "osd_hosts", "raw_gib", "usable_gib", "replicas", "min_size",
                       "nearfull_ratio", "pg_num", "pg_target", "pg_autoscale",
                       "host_loss": null | {"host", "lost_raw_gib", "usable_gib_after",
@@ -51,6 +55,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from installer.answers import Answers, Host
+from installer.errors import OperatorError
 from installer.hostfacts import HostFacts, VolumeGroup
 from installer.storage_disks import (
     DiskCandidate,
@@ -99,6 +104,10 @@ def workload_hosts(answers: Answers, backend: Backend) -> list[Host]:
     return workers or list(answers.hosts)
 
 
+class UnknownVolumeGroup(OperatorError):
+    """A volume group named for local volumes (``--vg``) that no host has: bad input."""
+
+
 def facts_by_label(answers: Answers, facts: Iterable[HostFacts]) -> dict[str, HostFacts]:
     """Match discovered facts to the answers' hosts by address, then by hostname."""
     pool = list(facts)
@@ -130,6 +139,16 @@ class HostDisk:
     value: str | None
     match: DiskMatch | None
     candidates: tuple[DiskCandidate, ...]
+    problem: StorageProblem | None = None  # why no disk was found: no storage_disk, no facts...
+
+
+def no_facts_fix(host: Host) -> str:
+    """What to do when a host has no facts at all."""
+    names = f"{host.address}.txt" + (f" or {host.name}.txt" if host.name else "")
+    return (
+        f"check that discovery reaches {host.label} and run it again; with --from-raw DIR, "
+        f"DIR needs {names}; with --facts FILE, FILE needs {host.label}'s facts"
+    )
 
 
 def resolve_storage_disks(
@@ -145,37 +164,46 @@ def resolve_storage_disks(
         cands = disk_candidates(f, label) if f is not None else ()
         value = host.storage_disk
         if value is None:
-            problems.append(
-                StorageProblem(
-                    "error",
-                    "no-storage-disk",
-                    f"{label} has role storage but no storage_disk",
-                    fix=_choices(label, cands),
-                    host=label,
-                )
+            problem = StorageProblem(
+                "error",
+                "no-storage-disk",
+                f"{label} has role storage but no storage_disk",
+                fix=_choices(label, cands),
+                host=label,
             )
-            host_disks.append(HostDisk(label, None, None, cands))
+            problems.append(problem)
+            host_disks.append(HostDisk(label, None, None, cands, problem))
             continue
         if f is None or f.disks is None:
-            why = "no facts" if f is None else f.unknown.get("disks", "lsblk gave nothing")
-            problems.append(
-                StorageProblem(
-                    "error",
-                    "disks-unknown",
-                    f"{label}: cannot check {value}: its disks are unknown ({why})",
-                    fix="run discovery again (or pass --facts / --from-raw)",
-                    host=label,
-                )
+            if f is None:
+                why = f"no facts were found for {label}"
+                fix = no_facts_fix(host)
+            else:
+                why = f.unknown.get("disks", "lsblk gave nothing")
+                fix = "run discovery again (or pass --facts / --from-raw)"
+            problem = StorageProblem(
+                "error",
+                "disks-unknown",
+                f"{label}: cannot check {value}: its disks are unknown ({why})",
+                fix=fix,
+                host=label,
             )
-            host_disks.append(HostDisk(label, value, None, cands))
+            problems.append(problem)
+            host_disks.append(HostDisk(label, value, None, cands, problem))
             continue
         m = resolve_disk(cands, value)
-        host_disks.append(HostDisk(label, value, m, cands))
         if m.candidate is None:
-            problems.append(
-                StorageProblem("error", "disk-not-found", f"{label}: {m.error}", host=label)
+            problem = StorageProblem(
+                "error",
+                "disk-not-found",
+                f"{label}: {m.error}",
+                fix=_choices(label, cands),
+                host=label,
             )
+            problems.append(problem)
+            host_disks.append(HostDisk(label, value, m, cands, problem))
             continue
+        host_disks.append(HostDisk(label, value, m, cands))
         cand = m.candidate
         if m.warning:
             problems.append(
@@ -227,7 +255,8 @@ def resolve_storage_disks(
 
 
 def stable_disk_ids(answers: Answers, facts: Mapping[str, HostFacts]) -> dict[str, str]:
-    """Host label -> stable by-id path, for storage_disks given as /dev/sdX that have one."""
+    """Host label -> a better ``storage_disk``: the stable id (by-id path, else serial:)
+    of a disk given as /dev/sdX, or the by-id path of one given as serial:."""
     host_disks, _, _ = resolve_storage_disks(answers, facts)
     out: dict[str, str] = {}
     for hd in host_disks:
@@ -262,6 +291,34 @@ def choose_vg(
     return max(sorted(vgs, key=lambda v: v.name), key=lambda v: v.free_bytes)
 
 
+def check_vg(answers: Answers, facts: Mapping[str, HostFacts], vg: str | None) -> None:
+    """Raise ``UnknownVolumeGroup`` when ``vg`` is named but no host with known VGs has it.
+
+    A volume group that only some hosts lack is their problem (``vg-not-found``),
+    not bad input. Hosts whose volume groups are unknown cannot tell either way.
+    """
+    if vg is None:
+        return
+    found: dict[str, list[str]] = {}
+    unknown: list[str] = []
+    for host in answers.hosts:
+        f = _facts(facts, host)
+        if f is None or f.volume_groups is None:
+            unknown.append(host.label)
+            continue
+        for group in f.volume_groups:
+            found.setdefault(group.name, []).append(host.label)
+    if vg in found or len(unknown) == len(answers.hosts):
+        return
+    have = "; ".join(f"{name} on {', '.join(hosts)}" for name, hosts in sorted(found.items()))
+    tail = f" (the volume groups of {', '.join(unknown)} are unknown)" if unknown else ""
+    raise UnknownVolumeGroup(
+        f"no host has a volume group {vg}{tail}; found: {have or 'none'}",
+        hint="pass --vg with one of those, or leave it out to use the one with the most free "
+        "space on each node",
+    )
+
+
 def node_spaces(
     answers: Answers,
     facts: Mapping[str, HostFacts],
@@ -270,14 +327,24 @@ def node_spaces(
     *,
     vg: str | None = None,
     report_unknown: bool = True,
+    all_nodes: bool = False,
 ) -> tuple[list[NodeSpace], list[StorageProblem]]:
+    """Each node's volume group for local volumes, and the problems finding it.
+
+    The workload nodes, plus, with ``all_nodes`` (a local volume lives on every
+    node), every other host; ``NodeSpace.workload`` tells them apart.
+    """
     problems: list[StorageProblem] = []
     nodes: list[NodeSpace] = []
-    for host in workload_hosts(answers, backend):
+    workload = {h.label for h in workload_hosts(answers, backend)}
+    for host in answers.hosts:
         label = host.label
+        if label not in workload and not all_nodes:
+            continue
+        is_workload = label in workload
         f = _facts(facts, host)
         if f is None or f.volume_groups is None:
-            nodes.append(NodeSpace(label, None, None))
+            nodes.append(NodeSpace(label, None, None, workload=is_workload))
             if report_unknown:
                 why = (
                     "no facts" if f is None else f.unknown.get("volume_groups", "vgs gave nothing")
@@ -287,7 +354,9 @@ def node_spaces(
                         "error",
                         "vgs-unknown",
                         f"{label}: its volume groups are unknown ({why})",
-                        fix="run discovery again (or pass --facts / --from-raw)",
+                        fix=no_facts_fix(host)
+                        if f is None
+                        else "run discovery again (or pass --facts / --from-raw)",
                         host=label,
                     )
                 )
@@ -297,19 +366,27 @@ def node_spaces(
         chosen = choose_vg(f, exclude_paths=exclude, name=vg)
         if chosen is None:
             if vg is not None and report_unknown:
-                have = ", ".join(v.name for v in f.volume_groups) or "none"
-                problems.append(
-                    StorageProblem(
-                        "error",
-                        "vg-not-found",
-                        f"{label} has no volume group {vg} (it has: {have})",
-                        host=label,
-                    )
-                )
-            nodes.append(NodeSpace(label, None, 0, 0))
+                problems.append(_vg_not_found(label, f, vg, exclude))
+            nodes.append(NodeSpace(label, None, 0, 0, workload=is_workload))
         else:
-            nodes.append(NodeSpace(label, chosen.name, chosen.free_bytes, chosen.size_bytes))
+            nodes.append(
+                NodeSpace(
+                    label, chosen.name, chosen.free_bytes, chosen.size_bytes, workload=is_workload
+                )
+            )
     return nodes, problems
+
+
+def _vg_not_found(label: str, f: HostFacts, vg: str, exclude: set[str]) -> StorageProblem:
+    others = [g.name for g in f.volume_groups or () if not exclude.intersection(g.pvs)]
+    return StorageProblem(
+        "error",
+        "vg-not-found",
+        f"{label} has no volume group {vg} (it has: {', '.join(others) or 'none'})",
+        fix=f"create {vg} on {label} (vgcreate {vg} <disk>)"
+        + (", or leave out --vg to use each node's largest" if others else ""),
+        host=label,
+    )
 
 
 def estimate_for_answers(
@@ -322,15 +399,28 @@ def estimate_for_answers(
     min_size: int = 2,
     vg: str | None = None,
 ) -> StorageEstimate:
-    """The estimate for an answers file, given facts keyed by host label."""
+    """The estimate for an answers file, given facts keyed by host label.
+
+    Raises ``UnknownVolumeGroup`` when ``vg`` is on no host (see ``check_vg``).
+    """
     backend = backend or backend_of(answers.profile)
+    check_vg(answers, facts, vg)
     problems: list[StorageProblem] = []
     pool: list[PoolDisk] = []
     if backend != "none":
         _, pool, more = resolve_storage_disks(answers, facts)
         problems += more
-    needs_local = any(not v.shared or backend == "none" for v in volumes)
-    nodes, more = node_spaces(answers, facts, backend, pool, vg=vg, report_unknown=needs_local)
+    local = [v for v in volumes if not v.shared or backend == "none"]
+    every_node = any(v.nodes == "all" for v in local)
+    nodes, more = node_spaces(
+        answers,
+        facts,
+        backend,
+        pool,
+        vg=vg,
+        report_unknown=bool(local),
+        all_nodes=every_node,
+    )
     problems += more
     inp = EstimateInput(
         backend=backend,
@@ -346,13 +436,16 @@ def estimate_for_answers(
 
 __all__ = [
     "HostDisk",
+    "UnknownVolumeGroup",
     "backend_of",
+    "check_vg",
     "choose_vg",
     "estimate_for_answers",
     "facts_by_label",
     "format_estimate",
     "format_host_storage",
     "human",
+    "no_facts_fix",
     "node_spaces",
     "resolve_storage_disks",
     "stable_disk_ids",

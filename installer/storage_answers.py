@@ -2,15 +2,16 @@
 
 Pure text in, text out (ruamel.yaml round-trip): the caller validates the
 result and writes the file. Only ``storage.features``, ``storage.volumes``
-sizes, ``hosts[].storage_disk`` and the matching ``storage.wipe`` entries
-change; everything else, comments included, stays as it was.
+sizes (and entries that override a volume of a feature turned off),
+``hosts[].storage_disk`` and the matching ``storage.wipe`` entries change;
+everything else, comments included, stays as it was.
 """
 
 from __future__ import annotations
 
 import io
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -87,6 +88,7 @@ def update_answers_text(
     sizes: Mapping[str, float] | None = None,
     defaults: Mapping[str, float] | None = None,
     disk_ids: Mapping[str, str] | None = None,
+    drop: Collection[str] = (),
 ) -> str:
     """The answers text with new storage choices.
 
@@ -96,7 +98,9 @@ def update_answers_text(
       its size differs from ``defaults`` (the catalogue's);
     - ``disk_ids``: host label (name or address) -> new ``storage_disk``
       (a stable by-id path); ``storage.wipe`` entries naming the old value
-      follow it.
+      follow it;
+    - ``drop``: volume names whose ``storage.volumes`` entries go (the
+      overrides of a feature turned off; the caller keeps custom volumes out).
     """
     yaml, data = _yaml(text)
     storage = data.get("storage")
@@ -132,11 +136,26 @@ def update_answers_text(
             vols.append(new)
         if created and not vols:
             del storage["volumes"]
+    if drop and isinstance(storage, CommentedMap):
+        _drop_volumes(storage, set(drop))
     if disk_ids:
         _update_disks(data, disk_ids)
     out = io.StringIO()
     yaml.dump(data, out)
     return out.getvalue()
+
+
+def _drop_volumes(storage: CommentedMap, drop: set[str]) -> None:
+    vols = storage.get("volumes")
+    if not isinstance(vols, CommentedSeq):
+        return
+    flow = vols.fa.flow_style()
+    for i in reversed(range(len(vols))):  # ruamel moves each later entry's comment up
+        entry = vols[i]
+        if isinstance(entry, CommentedMap) and entry.get("name") in drop:
+            del vols[i]
+    if not vols and not flow:
+        vols.fa.set_flow_style()  # "volumes: []", not an empty block
 
 
 def _update_disks(data: CommentedMap, disk_ids: Mapping[str, str]) -> None:

@@ -14,20 +14,24 @@ LVM, partitions, filesystem/BlueStore signatures), split in two:
 - **allowed**: everything else.
 
 Each candidate carries a stable id for answers.yaml: a ``/dev/disk/by-id``
-link (``wwn-`` preferred), else one derived from the WWN, else the kernel
-name with a warning, since ``/dev/sdX`` can change across reboots.
+link (``wwn-`` preferred), else one derived from the WWN, else
+``serial:<serial>`` (matched against lsblk's SERIAL), else the kernel name
+with a warning, since ``/dev/sdX`` can change across reboots. A ``serial:``
+id is no device path: whatever runs a command on the disk resolves it first
+(``device_path``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from installer.hostfacts import BlockDevice, HostFacts
 
 GIB = 2**30
 MIN_DISK_BYTES = 5 * GIB  # ceph-volume: "Insufficient space (<5GB)" below 5368709120 bytes
+SERIAL_PREFIX = "serial:"  # storage_disk: serial:<lsblk SERIAL>, for a disk with no by-id link
 
 Status = Literal["allowed", "needs-wipe", "disallowed"]
 IdKind = Literal["by-id", "wwn", "serial", "kernel"]
@@ -67,11 +71,11 @@ class DiskId:
 
     kind: IdKind
     value: str  # the link, WWN, serial or kernel path
-    answer_path: str  # always a /dev path (answers.yaml wants one)
+    answer_path: str  # a /dev path, or serial:<serial> (see SERIAL_PREFIX)
 
     @property
     def stable(self) -> bool:
-        return self.kind in ("by-id", "wwn")
+        return self.kind in ("by-id", "wwn", "serial")
 
 
 @dataclass(frozen=True)
@@ -97,10 +101,13 @@ class DiskCandidate:
         return self.status != "disallowed"
 
     def aliases(self) -> frozenset[str]:
-        """Every /dev path that names this disk."""
+        """Every name of this disk: its /dev paths, and ``serial:<serial>`` if it has one."""
         names = {self.device.path, f"/dev/{self.device.name}", *self.device.by_id}
         if self.device.wwn:
             names.add(_wwn_link(self.device.wwn))
+        serial = _serial(self.device)
+        if serial:
+            names.add(SERIAL_PREFIX + serial)
         return frozenset(names)
 
     def explain(self) -> str:
@@ -110,6 +117,10 @@ class DiskCandidate:
         if self.status == "needs-wipe":
             return "needs wipe consent: " + "; ".join(r.message for r in self.wipe_reasons)
         return "allowed"
+
+
+def _serial(device: BlockDevice) -> str | None:
+    return (device.serial or "").strip() or None
 
 
 def _wwn_link(wwn: str) -> str:
@@ -142,9 +153,20 @@ def disk_id(device: BlockDevice) -> DiskId:
         return DiskId("by-id", best, best)
     if device.wwn:
         return DiskId("wwn", device.wwn, _wwn_link(device.wwn))
-    if device.serial:
-        return DiskId("serial", device.serial, device.path)
+    serial = _serial(device)
+    if serial:
+        return DiskId("serial", serial, SERIAL_PREFIX + serial)
     return DiskId("kernel", device.path, device.path)
+
+
+def device_path(candidate: DiskCandidate) -> str:
+    """A /dev path to run commands on: the by-id link the id names, else the kernel path.
+
+    For a ``serial:`` id this is the kernel path found in the facts, so it is
+    only as current as they are: resolve it from fresh discovery.
+    """
+    did = candidate.disk_id
+    return did.answer_path if did.answer_path.startswith("/dev/") else candidate.path
 
 
 def _descendants(device: BlockDevice) -> tuple[BlockDevice, ...]:
@@ -303,7 +325,15 @@ def disk_candidates(facts: HostFacts, host: str | None = None) -> tuple[DiskCand
     Empty when the host's disks are unknown (``facts.disks is None``).
     """
     label = host or facts.name
-    return tuple(classify_disk(label, d, facts) for d in facts.disks or ())
+    cands = [classify_disk(label, d, facts) for d in facts.disks or ()]
+    # A serial two disks share (multipath paths, cheap USB bridges) names neither.
+    serials = [c.disk_id.value for c in cands if c.disk_id.kind == "serial"]
+    return tuple(
+        replace(c, disk_id=DiskId("kernel", c.path, c.path))
+        if c.disk_id.kind == "serial" and serials.count(c.disk_id.value) > 1
+        else c
+        for c in cands
+    )
 
 
 @dataclass(frozen=True)
@@ -317,22 +347,27 @@ class DiskMatch:
 
 
 def resolve_disk(candidates: Iterable[DiskCandidate], value: str) -> DiskMatch:
-    """Find the disk an answers ``storage_disk`` names: a by-id link or a /dev path."""
+    """Find the disk an answers ``storage_disk`` names: a by-id link, a /dev path or a serial."""
     cands = list(candidates)
-    for cand in cands:
-        if value in cand.aliases():
-            warning = None
-            if not value.startswith("/dev/disk/"):
-                stable = cand.disk_id
-                better = (
-                    f"use {stable.answer_path} instead"
-                    if stable.stable
-                    else "no stable id is known for this disk (no by-id link or WWN"
-                    + (f"; serial {stable.value}" if stable.kind == "serial" else "")
-                    + ")"
-                )
-                warning = f"{value} is a kernel name and can change across reboots: {better}"
-            return DiskMatch(value, cand, warning=warning)
+    found = [c for c in cands if value in c.aliases()]
+    if len(found) > 1 and value.startswith(SERIAL_PREFIX):  # see disk_candidates
+        paths = ", ".join(c.path for c in found)
+        return DiskMatch(
+            value,
+            None,
+            error=f"{value} names {len(found)} disks ({paths}): name one by its /dev path",
+        )
+    for cand in found:
+        warning = None
+        if not value.startswith(("/dev/disk/", SERIAL_PREFIX)):
+            stable = cand.disk_id
+            better = (
+                f"use {stable.answer_path} instead"
+                if stable.stable
+                else "no stable id is known for this disk (no by-id link, WWN or unique serial)"
+            )
+            warning = f"{value} is a kernel name and can change across reboots: {better}"
+        return DiskMatch(value, cand, warning=warning)
     for cand in cands:
         for dev in _descendants(cand.device):
             if value == dev.path or value == f"/dev/{dev.name}":
@@ -343,7 +378,18 @@ def resolve_disk(candidates: Iterable[DiskCandidate], value: str) -> DiskMatch:
                     f"name the disk ({cand.disk_id.answer_path})",
                 )
     known = ", ".join(c.disk_id.answer_path for c in cands if c.usable) or "none"
-    return DiskMatch(value, None, error=f"no disk {value} on this host (usable disks: {known})")
+    what = (
+        f"no disk with serial {value.removeprefix(SERIAL_PREFIX)}"
+        if value.startswith(SERIAL_PREFIX)
+        else f"no disk {value}"
+    )
+    return DiskMatch(value, None, error=f"{what} on this host (usable disks: {known})")
+
+
+def device_path_for(facts: HostFacts, value: str, host: str | None = None) -> str | None:
+    """The /dev path (see ``device_path``) of the disk ``value`` names, None if not found."""
+    cand = resolve_disk(disk_candidates(facts, host), value).candidate
+    return device_path(cand) if cand is not None else None
 
 
 def wipe_key_matches(entry: str, host_labels: Iterable[str], candidate: DiskCandidate) -> bool:

@@ -18,9 +18,11 @@ All sizes are GiB (2^30 bytes). Three backends:
   every k: sum(size x max(0, replicas - k)) <= c(k+1) + c(k+2) + ...).
 - **none** (kubeadm-etcd): no cluster storage; every volume is local.
 
-Unshared (local) volumes live in a volume group on every workload node
-(Local PV LVM): each node needs their sum, compared with the free space of
-the volume group on the tightest node.
+Unshared (local) volumes live in a volume group on the nodes they name
+(Local PV LVM): a workload node needs the sum of them all, any other node
+the sum of those placed on every node (``nodes: all``); each node's need is
+compared with the free space of its volume group, and the tightest node is
+the one with the highest utilization.
 
 Verdict per part: *ok*, *tight* (over 85% of what is available) or
 *insufficient*; the overall verdict is the worst part, and any error problem
@@ -29,6 +31,7 @@ makes it insufficient. See ``StorageEstimate.to_dict`` for the JSON shape.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -58,60 +61,82 @@ from installer.storage_model import (
 )
 from installer.workloads import VolumeSpec
 
+# Problems found while resolving a node's volume group that already say what is wrong with it.
+_NODE_REPORTED = frozenset({"vg-not-found", "vgs-unknown"})
+
+
+def _ratio(need: float, free_bytes: int | None) -> float:
+    free = gib(free_bytes or 0)
+    if need <= 0:
+        return 0.0
+    return need / free if free > 0 else math.inf
+
 
 def _unshared(
     inp: EstimateInput, local: Sequence[VolumeSpec]
 ) -> tuple[UnsharedFigures, list[StorageProblem]]:
     problems: list[StorageProblem] = []
-    required = sum(v.size_gib for v in local)
+    required = sum(v.size_gib for v in local)  # a workload node keeps every local volume
     nodes = inp.nodes
-    tight_node: NodeSpace | None = None
+    need = tuple(sum(v.size_gib for v in local if n.holds(v)) for n in nodes)
+    tight: int | None = None
     if nodes:
-        tight_node = min(nodes, key=lambda n: (n.free_bytes or 0, n.host))
+        # The highest utilization; with nothing required, the least free space.
+        tight = min(
+            range(len(nodes)),
+            key=lambda i: (-_ratio(need[i], nodes[i].free_bytes), nodes[i].free_bytes or 0, i),
+        )
+    tight_node = nodes[tight] if tight is not None else None
+    tight_need = need[tight] if tight is not None else None
     available = gib(tight_node.free_bytes or 0) if tight_node is not None else None
-    verdict, util = verdict_for(required, available)
-    if required > 0:
-        if not nodes:
+    verdict, util = verdict_for(tight_need or 0.0, available)
+    if required > 0 and not nodes:
+        problems.append(
+            StorageProblem(
+                "error",
+                "no-workload-nodes",
+                "local volumes need workload nodes, and none is known",
+            )
+        )
+    reported = {p.host for p in inp.problems if p.code in _NODE_REPORTED}
+    for node, needed in zip(nodes, need, strict=True):
+        free = gib(node.free_bytes) if node.free_bytes is not None else None
+        if needed <= 0 or free is None:
+            continue  # nothing to keep here, or reported when the facts were resolved
+        mine = [v for v in local if node.holds(v)]
+        if needed == required:
+            what = f"each node needs {fmt(needed)} for its local volumes"
+        else:
+            what = f"it needs {fmt(needed)} for the local volumes every node keeps"
+        if node.vg is None:
+            if node.host in reported:
+                continue  # one problem per node: its volume group was already reported
             problems.append(
                 StorageProblem(
                     "error",
-                    "no-workload-nodes",
-                    "local volumes need workload nodes, and none is known",
-                )
-            )
-        for node in nodes:
-            free = gib(node.free_bytes) if node.free_bytes is not None else None
-            if free is None:
-                continue  # reported when the facts were resolved
-            if node.vg is None:
-                problems.append(
-                    StorageProblem(
-                        "error",
-                        "no-volume-group",
-                        f"{node.host} has no volume group for local volumes; each node needs "
-                        f"{fmt(required)}",
-                        fix=f"create one on {node.host} (vgcreate <name> <disk>), or enable fewer "
-                        "local volumes",
-                        host=node.host,
-                    )
-                )
-                continue
-            v, _ = verdict_for(required, free)
-            if v == "ok":
-                continue
-            target = 1.0 if v == "insufficient" else TIGHT_RATIO
-            grow = required / target - free
-            problems.append(
-                StorageProblem(
-                    "error" if v == "insufficient" else "warning",
-                    "node-vg-too-small" if v == "insufficient" else "node-vg-tight",
-                    f"{node.host}: volume group {node.vg} has {fmt(free)} free; each node needs "
-                    f"{fmt(required)} for its local volumes ({names(local)})",
-                    fix=f"grow {node.vg} on {node.host} by {fmt(grow)} (vgextend {node.vg} <disk>), "
-                    f"or shrink the local volumes by {fmt(max(0.0, required - free * target))}",
+                    "no-volume-group",
+                    f"{node.host} has no volume group for local volumes; {what} ({names(mine)})",
+                    fix=f"create one on {node.host} (vgcreate <name> <disk>), or enable fewer "
+                    "local volumes",
                     host=node.host,
                 )
             )
+            continue
+        v, _ = verdict_for(needed, free)
+        if v == "ok":
+            continue
+        target = 1.0 if v == "insufficient" else TIGHT_RATIO
+        grow = needed / target - free
+        problems.append(
+            StorageProblem(
+                "error" if v == "insufficient" else "warning",
+                "node-vg-too-small" if v == "insufficient" else "node-vg-tight",
+                f"{node.host}: volume group {node.vg} has {fmt(free)} free; {what} ({names(mine)})",
+                fix=f"grow {node.vg} on {node.host} by {fmt(grow)} (vgextend {node.vg} <disk>), "
+                f"or shrink the local volumes by {fmt(max(0.0, needed - free * target))}",
+                host=node.host,
+            )
+        )
     fig = UnsharedFigures(
         required_gib_per_node=required,
         available_gib_tightest_node=available,
@@ -120,6 +145,8 @@ def _unshared(
         verdict=verdict,
         nodes=nodes,
         volumes=tuple(v.name for v in local),
+        required_gib_by_node=need,
+        required_gib_tightest_node=tight_need,
     )
     return fig, problems
 

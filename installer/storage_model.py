@@ -78,12 +78,21 @@ class PoolDisk:
 
 @dataclass(frozen=True)
 class NodeSpace:
-    """Where a workload node keeps its local volumes: its volume group."""
+    """Where a node keeps its local volumes: its volume group.
+
+    ``workload``: the node holds the volumes placed on the workload nodes
+    (``nodes: workers``); every node listed holds those on ``nodes: all``.
+    """
 
     host: str
     vg: str | None
     free_bytes: int | None  # None: unknown (no facts)
     size_bytes: int | None = None
+    workload: bool = True
+
+    def holds(self, volume: VolumeSpec) -> bool:
+        """Whether this node keeps a local copy of the unshared ``volume``."""
+        return self.workload or volume.nodes == "all"
 
 
 @dataclass(frozen=True)
@@ -110,13 +119,20 @@ class SharedFigures:
 
 @dataclass(frozen=True)
 class UnsharedFigures:
-    required_gib_per_node: float
+    required_gib_per_node: float  # what a workload node needs: every local volume
     available_gib_tightest_node: float | None
-    tightest_node: str | None
-    utilization: float | None
+    tightest_node: str | None  # the node with the highest utilization (least free on a tie)
+    utilization: float | None  # of the tightest node: its required / its free
     verdict: Verdict
     nodes: tuple[NodeSpace, ...]
     volumes: tuple[str, ...]
+    required_gib_by_node: tuple[float, ...] = ()  # per entry of ``nodes``
+    required_gib_tightest_node: float | None = None
+
+    def required_on(self, i: int) -> float:
+        if i < len(self.required_gib_by_node):
+            return self.required_gib_by_node[i]
+        return self.required_gib_per_node
 
 
 @dataclass(frozen=True)
@@ -182,6 +198,7 @@ class StorageEstimate:
                     "size_gib": rnd(v.size_gib),
                     "shared": v.shared,
                     "replicas": v.replicas,
+                    "nodes": None if v.shared else v.nodes,
                 }
                 for v in self.volumes
             ],
@@ -197,6 +214,7 @@ class StorageEstimate:
             "unshared": {
                 "required_gib_per_node": rnd(self.unshared.required_gib_per_node),
                 "available_gib_tightest_node": rnd(self.unshared.available_gib_tightest_node),
+                "required_gib_tightest_node": rnd(self.unshared.required_gib_tightest_node),
                 "tightest_node": self.unshared.tightest_node,
                 "utilization": rnd(self.unshared.utilization, 4),
                 "verdict": self.unshared.verdict,
@@ -207,8 +225,10 @@ class StorageEstimate:
                         "vg": n.vg,
                         "vg_size_gib": rnd(gib(n.size_bytes)) if n.size_bytes is not None else None,
                         "vg_free_gib": rnd(gib(n.free_bytes)) if n.free_bytes is not None else None,
+                        "workload": n.workload,
+                        "required_gib": rnd(self.unshared.required_on(i)),
                     }
-                    for n in self.unshared.nodes
+                    for i, n in enumerate(self.unshared.nodes)
                 ],
             },
             "ceph": _ceph_dict(self.ceph) if self.ceph else None,

@@ -96,7 +96,14 @@ def format_estimate(est: StorageEstimate) -> list[str]:
         lines.append("Volumes:")
         width = max(len(v.name) for v in est.volumes)
         for v in est.volumes:
-            kind = f"shared x{v.replicas}" if v.shared else "local, on each node"
+            if v.shared:
+                kind = f"shared x{v.replicas}"
+            elif v.nodes == "all" and not all(n.workload for n in u.nodes):
+                kind = "local, on every node"
+            elif not all(n.workload for n in u.nodes):
+                kind = "local, on each workload node"
+            else:
+                kind = "local, on each node"
             origin = v.feature or "custom"
             lines.append(f"  {v.name:<{width}}  {v.size_gib:>7.1f} GiB  {kind}  ({origin})")
     else:
@@ -109,10 +116,12 @@ def format_estimate(est: StorageEstimate) -> list[str]:
         f"Required: Shared {fmt(s.required_gib)}, Unshared {fmt(u.required_gib_per_node)} per node"
     )
     lines.append(_part_line("Shared", s.required_gib, s.available_gib, s.utilization, s.verdict))
+    uneven = len(set(u.required_gib_by_node)) > 1
+    tight_need = u.required_gib_tightest_node
     lines.append(
         _part_line(
             "Unshared (each node)",
-            u.required_gib_per_node,
+            u.required_gib_per_node if tight_need is None else tight_need,
             u.available_gib_tightest_node,
             u.utilization,
             u.verdict,
@@ -146,10 +155,14 @@ def format_estimate(est: StorageEstimate) -> list[str]:
             f"{fmt(s.required_raw_gib)} with replicas = {fmt(o.per_pool_required_gib)} per pool"
         )
     if u.nodes and (u.required_gib_per_node > 0 or est.backend == "openebs"):
-        lines.append("Local volumes (each node needs the unshared total):")
-        for n in u.nodes:
+        if uneven:
+            lines.append("Local volumes (a workload node needs the unshared total):")
+        else:
+            lines.append("Local volumes (each node needs the unshared total):")
+        for i, n in enumerate(u.nodes):
             free = fmt(n.free_bytes / GIB) if n.free_bytes is not None else "unknown"
-            lines.append(f"  {n.host}: {n.vg or 'no volume group'}, {free} free")
+            needs = f", needs {fmt(u.required_on(i))}" if uneven else ""
+            lines.append(f"  {n.host}: {n.vg or 'no volume group'}, {free} free{needs}")
     lines.append(f"Verdict: {est.verdict} - {VERDICT_TEXT[est.verdict]}")
     if u.required_gib_per_node > 0:
         lines.append("Remember each node needs this amount of storage")

@@ -6,6 +6,11 @@ into the list of volumes the estimate sizes.
 
 Sizes are GiB (2^30 bytes); answers.yaml calls the key ``size_gb`` for
 historical reasons (the Kloudspot tool asks "(GB)"), but means GiB.
+
+An unshared volume says where it lives with ``nodes``: ``workers`` (the
+default: the workload nodes, where pods run) or ``all`` (every node of the
+cluster, e.g. the container runtime's storage). A shared volume lives in the
+cluster storage and has no ``nodes``.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from installer.answers import Storage
 from installer.paths import assets_dir
@@ -28,6 +33,8 @@ NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 DEFAULT_REPLICAS = 3
 
 VolumeSource = Literal["catalogue", "answers", "custom"]
+NodePlacement = Literal["all", "workers"]  # where an unshared volume lives
+DEFAULT_PLACEMENT: NodePlacement = "workers"
 
 
 class CatalogueError(Exception):
@@ -43,7 +50,21 @@ class CatalogueVolume(_Strict):
     size_gb: Annotated[float, Field(gt=0)]
     shared: bool
     replicas: Annotated[int, Field(ge=1, le=9)] = DEFAULT_REPLICAS
+    nodes: NodePlacement | None = None  # unshared only; None: DEFAULT_PLACEMENT
     help: str = ""
+
+    @model_validator(mode="after")
+    def _nodes_only_when_unshared(self) -> CatalogueVolume:
+        if self.shared and self.nodes is not None:
+            raise ValueError(
+                "nodes is for unshared volumes only: a shared volume lives in the cluster "
+                "storage, not on nodes"
+            )
+        return self
+
+    @property
+    def placement(self) -> NodePlacement:
+        return self.nodes or DEFAULT_PLACEMENT
 
 
 class CatalogueFeature(_Strict):
@@ -86,6 +107,7 @@ class VolumeSpec:
     feature: str | None
     source: VolumeSource
     help: str = ""
+    nodes: NodePlacement = DEFAULT_PLACEMENT  # unshared: every node, or the workload nodes
 
 
 def parse_catalogue(
@@ -202,6 +224,7 @@ def resolve_volumes(
                 feature=fname,
                 source="catalogue",
                 help=cv.help,
+                nodes=cv.placement,
             )
 
     custom: list[VolumeSpec] = []
@@ -239,6 +262,7 @@ def resolve_volumes(
                 feature=base.feature,
                 source="answers",
                 help=base.help,
+                nodes=base.nodes,
             )
             continue
         if not NAME_RE.match(vol.name):
@@ -265,11 +289,13 @@ def resolve_volumes(
 
 
 __all__ = [
+    "DEFAULT_PLACEMENT",
     "DEFAULT_REPLICAS",
     "Catalogue",
     "CatalogueError",
     "CatalogueFeature",
     "CatalogueVolume",
+    "NodePlacement",
     "VolumeSpec",
     "load_catalogue",
     "parse_catalogue",

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from installer.answers import Answers, Storage
 from installer.hostfacts import HostFacts
 from installer.storage import (
+    check_vg,
     estimate_for_answers,
     format_estimate,
     format_host_storage,
@@ -182,7 +183,11 @@ def run_storage_prompt(
     min_size: int = 2,
     vg: str | None = None,
 ) -> PromptResult:
-    """Ask, estimate, print, and offer to save. Returns what was chosen and the estimate."""
+    """Ask, estimate, print, and offer to save. Returns what was chosen and the estimate.
+
+    Raises ``UnknownVolumeGroup`` before asking anything when ``vg`` is on no host.
+    """
+    check_vg(answers, facts, vg)
     n = len(answers.hosts)
     write(
         f"Assuming a {n} node cluster installation (profile {answers.profile}, storage: {backend})"
@@ -201,9 +206,10 @@ def run_storage_prompt(
             cand = hd.match.candidate if hd.match else None
             if cand is not None:
                 write(f"{hd.host}: storage disk {hd.value} -> {cand.path} ({cand.explain()})")
-            else:
-                why = hd.match.error if hd.match else "no storage_disk"
-                write(f"{hd.host}: storage disk {hd.value or '-'}: {why}")
+            elif hd.problem is not None:
+                write(hd.problem.message)  # it names the host and the disk
+                if hd.problem.fix:
+                    write(f"    fix: {hd.problem.fix}")
         write("")
 
     write("What features do you want to use")
@@ -231,12 +237,18 @@ def run_storage_prompt(
     )
     write("")
 
-    # Keep the file's overrides and custom volumes; drop overrides of features now off.
+    # Keep the file's overrides and custom volumes; drop overrides of features now off
+    # (here and, on write-back, in the file: else the next run warns about them).
     enabled_volumes = {v for f in features for v in catalogue.features[f].volumes}
     kept = [
         v
         for v in answers.storage.volumes
         if v.name in enabled_volumes or v.name not in catalogue.volumes
+    ]
+    stale = [
+        v.name
+        for v in answers.storage.volumes
+        if v.name in catalogue.volumes and v.name not in enabled_volumes
     ]
     storage = Storage(features=features, volumes=kept, wipe=answers.storage.wipe)
     volumes, problems = resolve_volumes(catalogue, storage)
@@ -265,12 +277,18 @@ def run_storage_prompt(
             f"Write these choices to {answers_path}?",
             default=True,
             help_text="Updates storage.features and the sizes in storage.volumes"
-            + (", and records stable by-id paths for " + ", ".join(ids) if ids else "")
+            + (", removes the sizes of " + ", ".join(stale) + " (feature off)" if stale else "")
+            + (", and records stable disk ids for " + ", ".join(ids) if ids else "")
             + ". Comments and everything else in the file stay as they are.",
         ):
             defaults = {name: cv.size_gb for name, cv in catalogue.volumes.items()}
             new_text = update_answers_text(
-                answers_text, features=features, sizes=sizes, defaults=defaults, disk_ids=ids
+                answers_text,
+                features=features,
+                sizes=sizes,
+                defaults=defaults,
+                disk_ids=ids,
+                drop=stale,
             )
             save(new_text)
             written = True

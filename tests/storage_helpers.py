@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from installer.hostfacts import BlockDevice, HostFacts, Mount, SwapArea, VolumeGroup
 from installer.storage_estimate import NodeSpace, PoolDisk
-from installer.workloads import VolumeSpec
+from installer.workloads import NodePlacement, VolumeSpec
 
 GiB = 2**30
 
@@ -73,7 +73,9 @@ def host(
     )
 
 
-def vol(name: str, size: float, shared: bool, replicas: int = 3) -> VolumeSpec:
+def vol(
+    name: str, size: float, shared: bool, replicas: int = 3, nodes: NodePlacement = "workers"
+) -> VolumeSpec:
     return VolumeSpec(
         name=name,
         title=name,
@@ -82,6 +84,7 @@ def vol(name: str, size: float, shared: bool, replicas: int = 3) -> VolumeSpec:
         replicas=replicas if shared else 1,
         feature=None,
         source="custom",
+        nodes=nodes,
     )
 
 
@@ -89,5 +92,9 @@ def pool(host_name: str, size_gib: float, path: str = "/dev/sdb") -> PoolDisk:
     return PoolDisk(host_name, path, int(size_gib * GiB))
 
 
-def node(host_name: str, free_gib: float, vg: str | None = "vg_data") -> NodeSpace:
-    return NodeSpace(host_name, vg, int(free_gib * GiB), int(max(free_gib, 100) * GiB))
+def node(
+    host_name: str, free_gib: float, vg: str | None = "vg_data", *, workload: bool = True
+) -> NodeSpace:
+    return NodeSpace(
+        host_name, vg, int(free_gib * GiB), int(max(free_gib, 100) * GiB), workload=workload
+    )

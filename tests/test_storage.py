@@ -12,23 +12,30 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from installer.answers import Answers, Storage, Volume
+from installer.answers import Answers, Storage, Volume, parse_answers
+from installer.discovery import DONE_MARKER, SCRIPT_MARKER, parse_discovery, render_section
 from installer.facts import parse_lsblk
-from installer.hostfacts import Mount, SwapArea, VolumeGroup
+from installer.hostfacts import BlockDevice, HostFacts, Mount, SwapArea, VolumeGroup
+from installer.problems import ProblemList
 from installer.storage import (
+    UnknownVolumeGroup,
     choose_vg,
     estimate_for_answers,
     facts_by_label,
     format_estimate,
     format_host_storage,
+    resolve_storage_disks,
     stable_disk_ids,
 )
 from installer.storage_disks import (
     MIN_DISK_BYTES,
     classify_disk,
+    device_path,
+    device_path_for,
     disk_candidates,
     disk_id,
     resolve_disk,
+    wipe_key_matches,
 )
 from installer.storage_estimate import (
     EstimateInput,
@@ -179,9 +186,9 @@ def test_lsblk_fixture_small_disks() -> None:
     got = disk_candidates(host(disks=devs))
     # sda 3116853504 B = 2.9 GiB; sdb 4294967295 B = 4 GiB - 1 byte: both under 5 GiB.
     assert [codes(c.reasons) for c in got] == [{"too-small"}, {"too-small"}]
-    # No by-id, no WWN: the serial is recorded, the answer stays the kernel name.
+    # No by-id, no WWN: the serial is the stable id.
     assert got[0].disk_id.kind == "serial" and got[0].disk_id.value == "123"
-    assert got[0].disk_id.answer_path == "/dev/sda" and not got[0].disk_id.stable
+    assert got[0].disk_id.answer_path == "serial:123" and got[0].disk_id.stable
 
 
 def test_lsblk_fixture_live_iso_vm() -> None:
@@ -203,6 +210,85 @@ def test_lsblk_fixture_captured_vm() -> None:
     assert "system-disk" in codes(got["vda"].reasons)
 
 
+# Hand-made `lsblk -J -b -O` outputs (tests/fixtures/lsblk-json/HANDMADE.md), parsed the way
+# discovery parses a host's raw output, together with the other probes the rules read.
+
+
+def discovered(fixture: str, **probes: str) -> HostFacts:
+    raw = f"{SCRIPT_MARKER}\n" + render_section("lsblk", (FIXTURES / fixture).read_text().strip())
+    for name, text in probes.items():
+        raw += render_section(name, text)
+    return parse_discovery("10.0.0.3", raw + f"{DONE_MARKER}\n")
+
+
+def test_lsblk_fixture_usb_stick_is_removable() -> None:
+    facts = discovered("handmade__usb-stick-removable.json")
+    got = {c.device.name: c for c in disk_candidates(facts, "kn3")}
+    stick = got["sdb"]
+    assert stick.device.removable and stick.device.transport == "usb"
+    assert stick.status == "disallowed"
+    # a blank-looking 14.3 GiB stick: big enough, not mounted, but removable
+    assert codes(stick.reasons) == {"removable"}
+    assert codes(stick.wipe_reasons) == {"partitions", "filesystem"}  # its vfat partition
+    assert "system-disk" in codes(got["sda"].reasons)
+
+
+def test_lsblk_fixture_read_only_disk() -> None:
+    facts = discovered("handmade__read-only-disk.json")
+    got = {c.device.name: c for c in disk_candidates(facts, "kn3")}
+    assert got["vdb"].device.read_only
+    assert codes(got["vdb"].reasons) == {"read-only"}  # 100 GiB, blank, but ro=1
+    assert got["vdb"].explain() == "disallowed: read-only device"
+
+
+SWAPS = """\
+Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority
+/dev/sdb1                               partition\t16777212\t0\t\t-2
+"""
+
+
+def test_lsblk_fixture_swap_partition() -> None:
+    facts = discovered("handmade__swap-partition.json", swaps=SWAPS)
+    assert facts.swaps is not None and facts.swaps[0].path == "/dev/sdb1"
+    got = {c.device.name: c for c in disk_candidates(facts, "kn3")}
+    # sdb1 is active swap ([SWAP] in lsblk, and in /proc/swaps); sdb2 is an unmounted xfs
+    assert codes(got["sdb"].reasons) == {"swap"}
+    assert got["sdb"].explain() == "disallowed: active swap on sdb1"
+
+
+VGS = """\
+  {
+      "report": [
+          {
+              "vg": [
+                  {"vg_name":"ubuntu-vg", "vg_size":"252779757568", "vg_free":"145405575168", "pv_name":"/dev/sda3"},
+                  {"vg_name":"vg_data", "vg_size":"429488340992", "vg_free":"418750922752", "pv_name":"/dev/sdb"},
+                  {"vg_name":"vg_data", "vg_size":"429488340992", "vg_free":"418750922752", "pv_name":"/dev/sdc"}
+              ]
+          }
+      ]
+  }
+"""
+
+
+def test_lsblk_fixture_physical_volumes_of_an_active_vg() -> None:
+    facts = discovered("handmade__lvm-pv-active-vg.json", vgs=VGS)
+    assert facts.volume_groups is not None
+    assert {vg.name: vg.pvs for vg in facts.volume_groups}["vg_data"] == ("/dev/sdb", "/dev/sdc")
+    got = {c.device.name: c for c in disk_candidates(facts, "kn3")}
+    # sdc: a whole-disk PV of vg_data that no LV uses yet; only the VG facts tell it is in use
+    assert codes(got["sdc"].reasons) == {"active-vg"}
+    # vg_data: 429488340992 B = 400.0 GiB, 418750922752 B = 390.0 GiB free
+    assert "in volume group vg_data (/dev/sdc; 400.0 GiB, 390.0 GiB free)" in got["sdc"].explain()
+    # sdb holds an LV of vg_data too
+    assert codes(got["sdb"].reasons) == {"active-vg", "dm-child"}
+    # Without the VG facts the label alone only asks for wipe consent.
+    blind = discovered("handmade__lvm-pv-active-vg.json")
+    assert blind.volume_groups is None
+    sdc = {c.device.name: c for c in disk_candidates(blind, "kn3")}["sdc"]
+    assert sdc.status == "needs-wipe" and codes(sdc.wipe_reasons) == {"lvm-label"}
+
+
 # --------------------------------------------------------------------------- stable ids
 
 
@@ -217,7 +303,83 @@ def test_stable_id_prefers_wwn_link_then_wwn_then_serial() -> None:
     nvme = replace(no_links, wwn="eui.0025388b71b0f5a1")
     assert disk_id(nvme).answer_path == "/dev/disk/by-id/nvme-eui.0025388b71b0f5a1"
     serial_only = replace(no_links, wwn=None)
-    assert (disk_id(serial_only).kind, disk_id(serial_only).answer_path) == ("serial", "/dev/sdb")
+    assert (disk_id(serial_only).kind, disk_id(serial_only).answer_path) == (
+        "serial",
+        "serial:ZC100004",
+    )
+    assert disk_id(replace(serial_only, serial="  ")).kind == "kernel"
+
+
+def serial_disk(name: str = "sdb", serial: str = "S3Z8NB0K123456A") -> BlockDevice:
+    """A disk known only by its serial: no /dev/disk/by-id link, no WWN."""
+    return dev(name, 200, serial=serial)
+
+
+def test_serial_is_the_stable_id_of_a_disk_with_no_link_or_wwn() -> None:
+    cands = disk_candidates(host(disks=(system_disk(), serial_disk())), "kn3")
+    cand = cands[1]
+    assert cand.disk_id.answer_path == "serial:S3Z8NB0K123456A" and cand.disk_id.stable
+    assert "serial:S3Z8NB0K123456A" in cand.aliases()
+    m = resolve_disk(cands, "serial:S3Z8NB0K123456A")
+    assert m.candidate is cand and m.warning is None and m.error is None
+    # /dev/sdb still works, with the serial as the better name
+    m = resolve_disk(cands, "/dev/sdb")
+    assert m.candidate is cand
+    assert m.warning is not None and "use serial:S3Z8NB0K123456A instead" in m.warning
+    m = resolve_disk(cands, "serial:NOPE")
+    assert m.candidate is None and m.error is not None
+    assert m.error.startswith("no disk with serial NOPE on this host")
+    assert "serial:S3Z8NB0K123456A" in m.error  # the usable choice, by its id
+    assert wipe_key_matches("kn3:serial:S3Z8NB0K123456A", {"kn3"}, cand)
+    # commands get a device path, never the serial: form
+    assert device_path(cand) == "/dev/sdb"
+    assert device_path_for(host(disks=(serial_disk(),)), "serial:S3Z8NB0K123456A") == "/dev/sdb"
+    assert device_path(disk_candidates(host(disks=(blank("sdc", 200, 4),)))[0]) == (
+        "/dev/disk/by-id/wwn-0x5000c500a1b2c3d4"
+    )
+
+
+def test_a_serial_two_disks_share_names_neither() -> None:
+    # e.g. two disks behind a USB bridge that reports its own serial
+    cands = disk_candidates(
+        host(disks=(serial_disk("sdb", "BRIDGE1"), serial_disk("sdc", "BRIDGE1")))
+    )
+    assert [c.disk_id.kind for c in cands] == ["kernel", "kernel"]
+    m = resolve_disk(cands, "serial:BRIDGE1")
+    assert m.candidate is None and m.error is not None
+    assert "names 2 disks (/dev/sdb, /dev/sdc)" in m.error
+
+
+def test_answers_accept_a_serial_storage_disk() -> None:
+    base = "version: 1\ncluster: {name: k}\nprofile: microk8s-openebs\nhosts:\n"
+    ok = parse_answers(
+        base + "  - {address: 10.0.0.3, storage_disk: 'serial:S3Z8NB0K123456A'}\n", semantic=False
+    )
+    assert ok.hosts[0].storage_disk == "serial:S3Z8NB0K123456A"
+    for bad in ("sdb", "'serial:'", "'serial: '"):
+        with pytest.raises(ProblemList, match="serial:<SERIAL>"):
+            parse_answers(
+                base + f"  - {{address: 10.0.0.3, storage_disk: {bad}}}\n", semantic=False
+            )
+
+
+def test_estimate_with_a_disk_named_by_its_serial() -> None:
+    answers = openebs_answers(disk="serial:SN-d0", features=["hybrid"])
+    facts = {
+        f"kn{i}": kloudspot_facts(i, data=dev("sdb", 200, serial=f"SN-d{i}")) for i in range(3)
+    }
+    est = estimate_for_answers(
+        answers, facts, resolve_volumes(load_catalogue(), answers.storage)[0]
+    )
+    assert est.verdict == "ok", est.problems
+    assert est.openebs is not None
+    assert [(p.path, p.stable_id) for p in est.openebs.pools] == [
+        ("/dev/sdb", f"serial:SN-d{i}") for i in range(3)
+    ]
+    assert stable_disk_ids(answers, facts) == {}  # already the stable id
+    # given as /dev/sdb, --write records the serial
+    sdx = openebs_answers(disk="/dev/sdb", features=["hybrid"])
+    assert stable_disk_ids(sdx, facts) == {f"kn{i}": f"serial:SN-d{i}" for i in range(3)}
 
 
 def test_resolve_by_id_sdx_partition_and_unknown() -> None:
@@ -253,8 +415,17 @@ def test_catalogue_has_the_runbook_features() -> None:
     assert set(cat.features["fmp"].volumes) == {"fmp-data", "container-runtime"}
 
 
-def test_kloudspot_transcripts_are_reproduced() -> None:
-    """`kloudspot storage estimate` with KloudInsights, and `kloudspot init` with Kloudhybrid."""
+def test_kloudhybrid_transcript_literally_and_kloudinsights_with_labels_swapped() -> None:
+    """The catalogue's shared/unshared split against the Kloudspot runbook's transcripts.
+
+    `kloudspot init` with Kloudhybrid is reproduced literally ("Shared 0 GB,
+    Unshared 20 GB"). `kloudspot storage estimate` with KloudInsights prints
+    "Shared 20 GB, Unshared 14 GB": the catalogue gives shared 14 and unshared
+    20 instead, because the only split of 10+10+10+2+2 consistent with the
+    Kloudhybrid transcript puts elasticsearch and the insights database (20)
+    on each node, so that transcript's labels are taken as swapped (see the
+    comment at the top of assets/workloads.yaml).
+    """
     cat = load_catalogue()
     vols, problems = resolve_volumes(cat, Storage(features=["insights"]))
     assert problems == []
@@ -317,6 +488,26 @@ def test_catalogue_errors_name_the_line() -> None:
         parse_catalogue(orphan)
     with pytest.raises(CatalogueError, match="size_gb"):
         parse_catalogue(text.replace("size_gb: 1", "size_gb: -1").replace("[a, b]", "[a]"))
+
+
+def test_catalogue_says_which_nodes_keep_a_local_volume() -> None:
+    cat = load_catalogue()
+    # FMP runbook: /var/lib/docker (now containerd) on every node, control plane included
+    assert cat.volumes["container-runtime"].placement == "all"
+    assert cat.volumes["elasticsearch"].placement == "workers"  # the default
+    vols, _ = resolve_volumes(cat, Storage(features=["fmp"]))
+    assert {v.name: v.nodes for v in vols}["container-runtime"] == "all"
+    one = "version: 1\nvolumes:\n  a: {title: A, size_gb: 1, shared: SHARED, nodes: NODES}\nfeatures:\n  f: {title: F, volumes: [a]}\n"
+    assert (
+        parse_catalogue(one.replace("SHARED", "false").replace("NODES", "all"))
+        .volumes["a"]
+        .placement
+        == "all"
+    )
+    with pytest.raises(CatalogueError, match=r"workloads.yaml:3:.*nodes is for unshared volumes"):
+        parse_catalogue(one.replace("SHARED", "true").replace("NODES", "all"))
+    with pytest.raises(CatalogueError, match=r"volumes.a.nodes"):
+        parse_catalogue(one.replace("SHARED", "false").replace("NODES", "everywhere"))
 
 
 # --------------------------------------------------------------------------- Ceph, by hand
@@ -534,13 +725,20 @@ sizes = st.floats(min_value=0.5, max_value=2000, allow_nan=False, allow_infinity
 disk_sizes = st.integers(min_value=5, max_value=4000)
 hosts_ = st.sampled_from(["kn0", "kn1", "kn2", "kn3", "kn4"])
 volumes_ = st.lists(
-    st.builds(vol, st.sampled_from(["a", "b", "c", "d"]), sizes, st.booleans(), st.integers(1, 4)),
+    st.builds(
+        vol,
+        st.sampled_from(["a", "b", "c", "d"]),
+        sizes,
+        st.booleans(),
+        st.integers(1, 4),
+        st.sampled_from(["workers", "all"]),
+    ),
     max_size=5,
     unique_by=lambda v: v.name,
 )
 pools_ = st.lists(st.builds(pool, hosts_, disk_sizes), max_size=6)
 nodes_ = st.lists(
-    st.builds(node, hosts_, st.integers(0, 3000).map(float)),
+    st.builds(node, hosts_, st.integers(0, 3000).map(float), workload=st.booleans()),
     max_size=4,
     unique_by=lambda n: n.host,
 )
@@ -707,6 +905,144 @@ def test_missing_facts_are_reported_not_guessed() -> None:
     }
 
 
+def test_no_facts_says_so_and_what_to_do() -> None:
+    answers = openebs_answers(features=["insights"])
+    facts = {"kn0": kloudspot_facts(0), "kn1": kloudspot_facts(1)}
+    host_disks, _, problems = resolve_storage_disks(answers, facts)
+    kn2 = host_disks[2]
+    assert kn2.match is None and kn2.problem is not None
+    p = kn2.problem
+    assert p.code == "disks-unknown" and p in problems
+    assert p.message == (
+        "kn2: cannot check /dev/disk/by-id/wwn-0x5000c500a1b2c3d2: its disks are unknown "
+        "(no facts were found for kn2)"
+    )
+    assert p.fix is not None
+    assert "with --from-raw DIR, DIR needs 10.0.0.2.txt or kn2.txt" in p.fix
+
+
+def test_disk_not_found_lists_the_hosts_usable_disks() -> None:
+    answers = openebs_answers(disk="/dev/disk/by-id/wwn-0xnothere-d0", features=["hybrid"])
+    facts = {f"kn{i}": kloudspot_facts(i) for i in range(3)}
+    est = estimate_for_answers(answers, facts, [])
+    p = next(p for p in est.problems if p.code == "disk-not-found" and p.host == "kn0")
+    assert p.fix == (
+        "choose one of kn0's usable disks: /dev/disk/by-id/wwn-0x5000c500a1b2c3d0 (200.0 GiB)"
+    )
+
+
+def test_a_vg_named_on_no_host_is_bad_input() -> None:
+    answers = openebs_answers(features=["hybrid"])
+    facts = {f"kn{i}": kloudspot_facts(i) for i in range(3)}
+    vols = resolve_volumes(load_catalogue(), answers.storage)[0]
+    with pytest.raises(UnknownVolumeGroup) as info:
+        estimate_for_answers(answers, facts, vols, vg="nosuch")
+    assert (
+        info.value.message == "no host has a volume group nosuch; found: vg_data on kn0, kn1, kn2"
+    )
+    assert info.value.exit_code == 2
+    # a host whose VGs are unknown is said to be unknown, not to lack it
+    with pytest.raises(UnknownVolumeGroup, match=r"the volume groups of kn2 are unknown"):
+        estimate_for_answers(answers, {"kn0": facts["kn0"], "kn1": facts["kn1"]}, vols, vg="x")
+    # no host's VGs known: nothing to tell; each node reports its unknown VGs
+    est = estimate_for_answers(answers, {}, vols, vg="nosuch")
+    assert {p.code for p in est.problems if p.host == "kn0"} == {"disks-unknown", "vgs-unknown"}
+
+
+def test_a_vg_missing_on_some_hosts_is_one_problem_per_node() -> None:
+    answers = openebs_answers(features=["hybrid"])
+    other = VolumeGroup("vg_other", 100 * GiB, 90 * GiB, ("/dev/sda3",))
+    facts = {f"kn{i}": kloudspot_facts(i) for i in range(3)}
+    facts["kn2"] = replace(facts["kn2"], volume_groups=(other,))
+    vols = resolve_volumes(load_catalogue(), answers.storage)[0]
+    est = estimate_for_answers(answers, facts, vols, vg="vg_data")
+    assert est.verdict == "insufficient"
+    kn2 = [p for p in est.problems if p.host == "kn2"]
+    assert [p.code for p in kn2] == ["vg-not-found"]  # not also "no-volume-group"
+    assert kn2[0].message == "kn2 has no volume group vg_data (it has: vg_other)"
+    assert kn2[0].fix == (
+        "create vg_data on kn2 (vgcreate vg_data <disk>), or leave out --vg to use each node's largest"
+    )
+    # without --vg, kn2 has no volume group at all: that problem, once
+    facts["kn2"] = replace(facts["kn2"], volume_groups=())
+    est = estimate_for_answers(answers, facts, vols)
+    assert [p.code for p in est.problems if p.host == "kn2"] == ["no-volume-group"]
+
+
+def rke_answers(features: list[str]) -> Answers:
+    roles = [["control-plane", "ceph-mon"]] * 3 + [["worker", "storage"]] * 3
+    return Answers.model_validate(
+        {
+            "cluster": {"name": "fmp"},
+            "profile": "rke-ceph",
+            "hosts": [
+                {
+                    "address": f"10.0.0.{i}",
+                    "name": f"kn{i}",
+                    "roles": r,
+                    **(
+                        {"storage_disk": f"/dev/disk/by-id/wwn-0x5000c500a1b2c3d{i}"}
+                        if i > 2
+                        else {}
+                    ),
+                }
+                for i, r in enumerate(roles)
+            ],
+            "network": {"vip": "10.0.0.100"},
+            "storage": {"features": features},
+        }
+    )
+
+
+def test_local_volumes_on_every_node_or_on_the_workers() -> None:
+    # rke-ceph: kn0-kn2 control plane, kn3-kn5 workers. container-runtime (30) is on every
+    # node; elasticsearch and insights-db (10 + 10, Kloudhybrid) only on the workers.
+    answers = rke_answers(["fmp", "hybrid"])
+    facts = {f"kn{i}": kloudspot_facts(i, vg_free=40 if i == 1 else 87.1) for i in range(6)}
+    vols = resolve_volumes(load_catalogue(), answers.storage)[0]
+    est = estimate_for_answers(answers, facts, vols)
+    u = est.unshared
+    assert [(n.host, n.workload) for n in u.nodes] == [
+        ("kn0", False),
+        ("kn1", False),
+        ("kn2", False),
+        ("kn3", True),
+        ("kn4", True),
+        ("kn5", True),
+    ]
+    # a worker needs 30 + 10 + 10 = 50; a control-plane node 30
+    assert u.required_gib_per_node == 50
+    assert u.required_gib_by_node == (30, 30, 30, 50, 50, 50)
+    # kn1: 30 of 40 = 75% is the tightest; a worker: 50 of 87.1 = 57%
+    assert (u.tightest_node, u.required_gib_tightest_node) == ("kn1", 30)
+    assert u.utilization == pytest.approx(30 / 40)
+    assert u.verdict == "ok"
+    d = est.to_dict()["unshared"]
+    assert [(n["host"], n["required_gib"]) for n in d["nodes"]][:4] == [
+        ("kn0", 30.0),
+        ("kn1", 30.0),
+        ("kn2", 30.0),
+        ("kn3", 50.0),
+    ]
+    text = "\n".join(format_estimate(est))
+    assert "container-runtime     30.0 GiB  local, on every node  (fmp)" in text
+    assert "elasticsearch         10.0 GiB  local, on each workload node  (hybrid)" in text
+    assert "Unshared (each node): 30.0 GiB of 40.0 GiB on kn1 = 75% -> ok" in text
+    assert "  kn1: vg_data, 40.0 GiB free, needs 30.0 GiB" in text
+    # kn1 with 25 free: 30 > 25, and the problem gives kn1's own need
+    facts["kn1"] = kloudspot_facts(1, vg_free=25)
+    est = estimate_for_answers(answers, facts, vols)
+    (p,) = [p for p in est.problems if p.code == "node-vg-too-small"]
+    assert p.host == "kn1"
+    assert p.message == (
+        "kn1: volume group vg_data has 25.0 GiB free; it needs 30.0 GiB for the local volumes "
+        "every node keeps (container-runtime 30 GiB)"
+    )
+    # Before: only the workers were checked, so kn1 was never looked at.
+    only_workers = [replace(v, nodes="workers") for v in vols]
+    assert estimate_for_answers(answers, facts, only_workers).verdict == "ok"
+
+
 def test_facts_by_label_matches_address_then_hostname() -> None:
     answers = openebs_answers()
     facts = [host("10.0.0.0"), host("192.168.9.9", hostname="kn1")]
@@ -788,6 +1124,36 @@ storage:
     wipe:
         - kn3:/dev/disk/by-id/wwn-0x1
 """
+    )
+
+
+def test_update_answers_drops_overrides_and_keeps_custom_volumes() -> None:
+    from installer.storage_answers import update_answers_text
+
+    text = """\
+storage:
+  features: [insights, manage]
+  volumes:
+    - {name: mongodb, size_gb: 15}     # KloudManage's database
+    - {name: reports, size_gb: 5, shared: true}   # our own
+    - {name: elasticsearch, size_gb: 20}
+"""
+    out = update_answers_text(text, features=["insights"], drop=["mongodb"])
+    assert (
+        out
+        == """\
+storage:
+  features: [insights]
+  volumes:
+    - {name: reports, size_gb: 5, shared: true}   # our own
+    - {name: elasticsearch, size_gb: 20}
+"""
+    )
+    out = update_answers_text(text, features=[], drop=["mongodb", "elasticsearch"])
+    assert "mongodb" not in out and "elasticsearch" not in out and "reports" in out
+    only = "storage:\n  features: [manage]\n  volumes:\n    - name: mongodb\n      size_gb: 15\n"
+    assert update_answers_text(only, features=[], drop=["mongodb"]) == (
+        "storage:\n  features: []\n  volumes: []\n"
     )
 
 

@@ -89,10 +89,14 @@ def test_json_shape_for_ceph(files, capsys) -> None:  # type: ignore[no-untyped-
     assert c["min_size"] == 2 and c["pg_autoscale"] is True
     assert data["shared"]["required_gib"] == 100.0
     assert data["shared"]["available_gib"] == 170.0
-    # container-runtime 30 GiB on each worker; ubuntu-vg has 80 free
+    # container-runtime 30 GiB on every node (nodes: all), control plane included;
+    # ubuntu-vg has 80 free everywhere, so the first is the tightest
     assert data["unshared"]["required_gib_per_node"] == 30.0
     assert data["unshared"]["available_gib_tightest_node"] == 80.0
-    assert data["unshared"]["tightest_node"] == "kn3"
+    assert data["unshared"]["tightest_node"] == "kn0"
+    assert [(n["host"], n["workload"], n["required_gib"]) for n in data["unshared"]["nodes"]] == [
+        (f"kn{i}", i >= 3, 30.0) for i in range(6)
+    ]
     assert isinstance(data["problems"], list)
     assert {p["code"] for p in data["problems"]} == {"host-loss-degraded"}
     assert data["openebs"] is None
@@ -198,6 +202,39 @@ def test_from_raw_with_no_files_is_bad_input(files, tmp_path, capsys) -> None:  
     assert "no raw discovery output" in capsys.readouterr().err
 
 
+def with_vgs(i: int, *groups: str) -> HostFacts:
+    f = node(i)
+    extra = tuple(VolumeGroup(g, 50 * GiB, 40 * GiB, (f"/dev/sd{g[-1]}",)) for g in groups)
+    return f.__class__(**{**f.__dict__, "volume_groups": (*(f.volume_groups or ()), *extra)})
+
+
+def test_vg_on_no_host_is_bad_input(files, capsys) -> None:  # type: ignore[no-untyped-def]
+    answers, facts = files()
+    argv = ["storage", "estimate", "-a", str(answers), "--facts", str(facts)]
+    assert main([*argv, "--json", "--vg", "nosuch"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no half estimate
+    assert (
+        "no host has a volume group nosuch; found: ubuntu-vg on kn0, kn1, kn2, kn3, kn4, kn5"
+        in captured.err
+    )
+    assert "hint: pass --vg with one of those" in captured.err
+
+
+def test_vg_on_some_hosts_only_is_one_problem_per_node(files, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    answers, _ = files()
+    facts = tmp_path / "some.json"
+    # only kn3 and kn4 have vg_c; container-runtime lives on every node
+    save_facts(facts, [with_vgs(i, "vg_c") if i in (3, 4) else node(i) for i in range(6)])
+    code, data = run_json(capsys, "-a", str(answers), "--facts", str(facts), "--vg", "vg_c")
+    assert code == 5
+    per_node = [(p["code"], p["host"]) for p in data["problems"] if p["severity"] == "error"]
+    assert sorted(per_node) == [("vg-not-found", f"kn{i}") for i in (0, 1, 2, 5)]
+    p = next(p for p in data["problems"] if p["host"] == "kn5")
+    assert p["message"] == "kn5 has no volume group vg_c (it has: ubuntu-vg)"
+    assert p["fix"].startswith("create vg_c on kn5 (vgcreate vg_c <disk>)")
+
+
 def test_storage_without_subcommand_prints_help(capsys) -> None:  # type: ignore[no-untyped-def]
     assert main(["storage"]) == 0
     assert "estimate" in capsys.readouterr().out
@@ -293,4 +330,5 @@ def test_json_keys_are_the_documented_contract(files, capsys) -> None:  # type: 
         "size_gib",
         "shared",
         "replicas",
+        "nodes",
     }

@@ -17,7 +17,8 @@ from installer.answers import parse_answers
 from installer.cli import main
 from installer.factsio import save_facts
 from installer.hostfacts import HostFacts, VolumeGroup
-from installer.workloads import load_catalogue
+from installer.storage import UnknownVolumeGroup
+from installer.workloads import load_catalogue, resolve_volumes
 from screens.storage_prompt import QuestionaryAsker, parse_size, parse_yes_no, run_storage_prompt
 from tests.storage_helpers import GiB, blank, dev, host, part
 
@@ -198,6 +199,92 @@ def test_insufficient_flow_prints_the_fix_and_declines_to_write() -> None:
     assert result.estimate.verdict == "insufficient"
     assert not result.written and saved == []
     assert asker.asked[-1].startswith("Write these choices")
+
+
+def test_host_without_facts_is_explained_not_called_diskless() -> None:
+    # --from-raw with no file for kn2: it has a storage_disk, but no facts at all
+    answers = parse_answers(ANSWERS)
+    facts = {"kn0": kloudspot_node(0), "kn1": kloudspot_node(1)}
+    printed: list[str] = []
+    run_storage_prompt(
+        answers,
+        facts,
+        load_catalogue(),
+        asker=Scripted(set(), {}, write=False),
+        backend="openebs",
+        write=printed.append,
+    )
+    out = "\n".join(printed)
+    assert "no storage_disk" not in out
+    assert (
+        "kn2: cannot check /dev/disk/by-id/wwn-0x5000c500a1b2c3d2: its disks are unknown "
+        "(no facts were found for kn2)" in out
+    )
+    assert (
+        "    fix: check that discovery reaches kn2 and run it again; with --from-raw DIR, "
+        "DIR needs 10.0.0.2.txt or kn2.txt; with --facts FILE, FILE needs kn2's facts" in out
+    )
+    # a host that really has no storage_disk still says so
+    no_disk = ANSWERS.replace(", storage_disk: /dev/disk/by-id/wwn-0x5000c500a1b2c3d2", "")
+    printed.clear()
+    run_storage_prompt(
+        parse_answers(no_disk, semantic=False),
+        {f"kn{i}": kloudspot_node(i) for i in range(3)},
+        load_catalogue(),
+        asker=Scripted(set(), {}, write=False),
+        backend="openebs",
+        write=printed.append,
+    )
+    assert "kn2 has role storage but no storage_disk" in printed
+
+
+def test_turning_a_feature_off_drops_its_overrides_on_write_back() -> None:
+    text = ANSWERS.replace(
+        "  features: []      # chosen by `fmp-install storage estimate`\n",
+        "  features: [hybrid, manage]\n"
+        "  volumes:\n"
+        "    - {name: mongodb, size_gb: 15}     # KloudManage's database\n"
+        "    - {name: reports, size_gb: 5}      # our own volume\n",
+    )
+    answers = parse_answers(text)
+    saved: list[str] = []
+    # KloudManage off, Kloudhybrid kept; every size its default
+    asker = Scripted({"Kloudhybrid"}, {}, write=True)
+    result = run_storage_prompt(
+        answers,
+        {f"kn{i}": kloudspot_node(i) for i in range(3)},
+        load_catalogue(),
+        asker=asker,
+        backend="openebs",
+        write=lambda _line: None,
+        answers_text=text,
+        save=saved.append,
+    )
+    assert result.features == ["hybrid"] and result.written
+    assert "reports (GiB)" in asker.asked  # the custom volume is still sized
+    (new,) = saved
+    assert "mongodb" not in new
+    assert "    - {name: reports, size_gb: 5}      # our own volume" in new
+    reread = parse_answers(new)
+    assert [v.name for v in reread.storage.volumes] == ["reports"]
+    # the next run has nothing to warn about
+    _, problems = resolve_volumes(load_catalogue(), reread.storage)
+    assert problems == []
+
+
+def test_a_vg_on_no_host_stops_before_any_question() -> None:
+    asker = Scripted({"KloudInsights"}, {}, write=False)
+    with pytest.raises(UnknownVolumeGroup, match="found: vg_data on kn0, kn1, kn2"):
+        run_storage_prompt(
+            parse_answers(ANSWERS),
+            {f"kn{i}": kloudspot_node(i) for i in range(3)},
+            load_catalogue(),
+            asker=asker,
+            backend="openebs",
+            write=lambda _line: None,
+            vg="nosuch",
+        )
+    assert asker.asked == []
 
 
 def test_cli_interactive_path_exit_code_and_auto_write(
