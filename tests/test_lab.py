@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
+import shutil
 import subprocess
 import threading
 import time
@@ -123,6 +127,83 @@ def test_writes_stay_in_the_node(lab: Lab) -> None:
         ["disk", "fd", "full", "mapper", "null", "pts", "random", "sda", "sda1", "sda2", "sda3", "sdb",
          "shm", "stderr", "stdin", "stdout", "tty", "ubuntu-vg", "urandom", "zero"]
     )  # fmt: skip
+
+
+NS_GET_PARENT = 0xB702  # ioctl(2) on a namespace file: its parent (user) namespace
+CAP_NET_ADMIN, CAP_SYS_MODULE, CAP_SYS_ADMIN, CAP_SYS_TIME = 12, 16, 21, 25
+
+
+def _lab_python() -> str:
+    """The interpreter every node has at <LAB_RUN>/py (the shims run on it)."""
+    from installer.lab.layout import LAB_RUN
+    from installer.lab.namespaces import python_layout
+
+    return f"LD_LIBRARY_PATH={LAB_RUN}/py/lib {LAB_RUN}/py/{python_layout()[1]} -I -S"
+
+
+def test_root_in_a_node_has_no_capability_over_the_host(lab: Lab) -> None:
+    """Root in a node is root only in the node's own user namespace, also when the lab runs as
+    root: none of its capabilities (CapEff) count for the host's clock, network, modules or mounts.
+    """
+    node = json.loads((lab.root / "lab.json").read_text())["nodes"]["kn0"]
+    init = node["init_pid"]
+    host_userns = os.stat("/proc/self/ns/user").st_ino
+    # The node's user namespace is a child of the host's (the lab's): capabilities held there
+    # apply to the node's own namespaces only, never to what the host's user namespace owns.
+    fd = os.open(f"/proc/{init}/ns/user", os.O_RDONLY)
+    try:
+        parent = fcntl.ioctl(fd, NS_GET_PARENT)
+        try:
+            assert os.fstat(parent).st_ino == host_userns
+        finally:
+            os.close(parent)
+    finally:
+        os.close(fd)
+    out = lab.ok(
+        "kn0",
+        "stat -L -c %i /proc/self/ns/user; grep ^CapEff: /proc/self/status | cut -f2;"
+        "cat /proc/self/uid_map; readlink /proc/self/ns/mnt /proc/1/ns/mnt",
+    )
+    userns, capeff, *uid_map, own_mnt, init_mnt = out.split("\n")[:-1]
+    assert int(userns) != host_userns
+    held = int(capeff, 16)  # full, but relative to the node's user namespace
+    over_host = held if int(userns) == host_userns else 0
+    for cap in (CAP_SYS_TIME, CAP_SYS_MODULE, CAP_NET_ADMIN, CAP_SYS_ADMIN):
+        assert held & (1 << cap) and not over_host & (1 << cap)
+    assert uid_map[0].split()[:2] == ["0", str(os.geteuid())]  # root in the node is the lab's user
+    # PID 1 of the node is the node's own init, in the node's own mount namespace.
+    assert own_mnt == init_mnt != os.readlink("/proc/self/ns/mnt")
+
+    # The clock: setting it fails (and, were it allowed, would set the current time).
+    offset = time.time() - time.monotonic()
+    r = lab.run("kn0", "date -s @$(date +%s.%N)")
+    assert r.returncode == 1 and "Operation not permitted" in r.stderr, r.stderr
+    assert abs((time.time() - time.monotonic()) - offset) < 0.5
+    assert lab.run("kn0", "hwclock --hctosys").returncode != 0
+    # The network: CAP_NET_ADMIN over the host's network namespace (SO_MARK on its own socket).
+    code = (
+        "import socket\ns = socket.socket()\ntry:\n s.setsockopt(socket.SOL_SOCKET, 36, 1)\n"
+        " print('set')\nexcept PermissionError:\n print('EPERM')"
+    )
+    assert lab.ok("kn0", f'{_lab_python()} -c "$(cat)"', input=code) == "EPERM\n"
+    # The mounts: a lab run as root locks them, so the read-only ones stay read-only and the
+    # node's /proc cannot be peeled off to reach the host's processes; and a handle on the
+    # host's mount or network namespace does not open it.
+    if os.geteuid() == 0:
+        assert lab.run("kn0", "mount -o remount,bind,rw /").returncode != 0
+        assert lab.run("kn0", "umount /proc || umount -l /proc").returncode != 0
+        assert lab.run("kn0", "umount /etc || umount -l /etc").returncode != 0
+    assert lab.run("kn0", "touch /srv/.fmp-lab-test").returncode != 0
+    nsenter = shutil.which("nsenter")
+    assert nsenter
+    r = subprocess.run(
+        ["bash", "-c", f"exec 9</proc/self/ns/mnt 8</proc/self/ns/net; exec {nsenter} -t {init} "
+         "-U --preserve-credentials -m -u -p -- bash -c "
+         "'nsenter --mount=/proc/self/fd/9 true; echo $?; nsenter --net=/proc/self/fd/8 true; echo $?'"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert r.stdout.split() == ["1", "1"], r.stdout + r.stderr
+    assert r.stderr.count("Operation not permitted") == 2, r.stderr
 
 
 def test_each_node_has_its_own_facts(lab: Lab) -> None:

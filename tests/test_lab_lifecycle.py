@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import require_tool
-from tests.labkit import cli, start_lab, stop_lab
+from tests.labkit import Lab, cli, start_lab, stop_lab
 
 pytestmark = pytest.mark.slow
 
@@ -156,7 +158,15 @@ def test_from_raw_replays_a_captured_host(tmp_path: Path) -> None:
         "hostname": "captured-host", "cpuinfo": cpu, "meminfo": "MemTotal:        4000000 kB\nSwapTotal:             0 kB\n",
         "os_release": 'ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n',
         "machine_id": "0123456789abcdef0123456789abcdef", "lsblk": lsblk, "virt": "none",
-        "ip_addr": json.dumps([{"ifindex": 2, "ifname": "eth7", "addr_info": [{"family": "inet", "local": "192.0.2.7", "prefixlen": 24}]}]),
+        "ip_addr": json.dumps([
+            {"ifindex": 2, "ifname": "eth7", "operstate": "UP", "addr_info": [
+                {"family": "inet", "local": "192.0.2.7", "prefixlen": 24, "scope": "global"},
+                {"family": "inet6", "local": "2001:db8::7", "prefixlen": 64, "scope": "global"},
+                {"family": "inet6", "local": "fe80::7", "prefixlen": 64, "scope": "link"}]},
+            {"ifindex": 3, "ifname": "eth8", "operstate": "UP", "addr_info": [
+                {"family": "inet", "local": "10.9.0.7", "prefixlen": 24, "scope": "global"}]},
+        ]),
+        "route": "default via 192.0.2.1 dev eth7 ",
     }  # fmt: skip
     rcs = {"virt": 1}
     text = "".join(
@@ -176,7 +186,7 @@ def test_from_raw_replays_a_captured_host(tmp_path: Path) -> None:
         assert lab.ok(n, "cat /etc/machine-id").strip() == "0123456789abcdef0123456789abcdef"
         assert "debian" in lab.ok(n, "cat /etc/os-release")
         assert json.loads(lab.ok(n, "lsblk -J -b -O"))["blockdevices"][1]["name"] == "vdb"
-        assert "eth7" in lab.ok(n, "ip -j addr")
+        _check_replayed_ip(lab, n, "127.77.5.11")
         r = lab.run(n, "systemd-detect-virt")
         assert (r.returncode, r.stdout.strip()) == (1, "none")
         discovery = pytest.importorskip("installer.discovery")
@@ -187,8 +197,44 @@ def test_from_raw_replays_a_captured_host(tmp_path: Path) -> None:
         stop_lab(lab)
 
 
+def _addrs(entries: list[dict[str, Any]]) -> dict[str, list[str]]:
+    return {
+        e["ifname"]: [f"{a['local']}/{a['prefixlen']}" for a in e["addr_info"]] for e in entries
+    }
+
+
+def _check_replayed_ip(lab: Lab, n: str, address: str) -> None:
+    """``ip`` on a replayed node: the captured interfaces, with the lab's address on the main one
+    (not the captured host's), the addresses added since, and -4/-6/dev honoured in every format.
+    """
+    now = _addrs(json.loads(lab.ok(n, "ip -j addr")))
+    assert list(now) == ["lo", "eth7", "eth8"]
+    assert now["eth7"] == [
+        f"{address}/8",
+        "fe80::7/64",
+    ]  # 192.0.2.7 and 2001:db8::7 were the host's
+    assert now["eth8"] == ["10.9.0.7/24"]  # a captured interface the lab has no address for
+    assert _addrs(json.loads(lab.ok(n, "ip -j -4 addr")))["eth7"] == [f"{address}/8"]
+    assert _addrs(json.loads(lab.ok(n, "ip -6 -j addr")))["eth7"] == ["fe80::7/64"]
+    assert list(_addrs(json.loads(lab.ok(n, "ip -j addr show dev eth8")))) == ["eth8"]
+    r = lab.run(n, "ip -j addr show dev eth9")
+    assert r.returncode == 1 and 'Device "eth9" does not exist.' in r.stderr
+    lab.ok(n, "ip addr add 127.77.5.100/32 dev eth7")  # as keepalived would place the VIP
+    after = _addrs(json.loads(lab.ok(n, "ip -j -4 addr show dev eth7")))
+    assert after == {"eth7": [f"{address}/8", "127.77.5.100/32"]}
+    brief = {line.split()[0]: line.split()[2:] for line in lab.ok(n, "ip -br addr").splitlines()}
+    assert brief == _addrs(json.loads(lab.ok(n, "ip -j addr")))  # the same view in every format
+    text = lab.ok(n, "ip -4 addr show eth7")
+    assert f"inet {address}/8 scope global eth7" in text and "192.0.2.7" not in text
+    route = lab.ok(n, "ip route get 10.1.1.1")
+    assert f"dev eth7 src {address}" in route and "192.0.2.1" in route
+    assert lab.ok(n, "ip route show default").startswith("default via 192.0.2.1 dev eth7")
+    lab.ok(n, "ip addr del 127.77.5.100/32 dev eth7")
+
+
 def test_user_namespace_mode(tmp_path: Path) -> None:
-    """The unprivileged path: a user namespace maps the caller to root inside the node."""
+    """``userns: true`` (from old specs) still loads; every node has a user namespace anyway,
+    which maps the caller to root inside the node."""
     root = tmp_path / "D"
     lab = start_lab(
         root,
@@ -202,9 +248,48 @@ def test_user_namespace_mode(tmp_path: Path) -> None:
     try:
         assert json.loads((root / "lab.json").read_text())["userns"] is True
         assert lab.ok("u", "id -u; hostname; echo x > /etc/u-only; cat /etc/u-only") == "0\nu\nx\n"
+        node_userns = lab.ok("u", "stat -L -c %i /proc/self/ns/user").strip()
+        assert int(node_userns) != os.stat("/proc/self/ns/user").st_ino
         assert not Path("/etc/u-only").exists()
     finally:
         stop_lab(lab)
+
+
+def test_no_namespaces_is_a_clear_failure(tmp_path: Path) -> None:
+    """Where the kernel refuses namespaces, lab up fails (2) and never runs nodes unsandboxed.
+
+    ``lab up`` runs in a user namespace of its own whose mount namespace limit is 0 (a limit of
+    that namespace only: the host's sysctls do not change), so every unshare(CLONE_NEWNS) fails.
+    """
+    require_tool("unshare")
+    if subprocess.run(["unshare", "--user", "--map-root-user", "true"]).returncode != 0:
+        pytest.skip("no user namespace here to block namespaces in")
+    root = tmp_path / "D"
+    before = Path("/proc/sys/user/max_mnt_namespaces").read_text()
+    blocked = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "sh", "-c",
+         "echo 0 > /proc/sys/user/max_mnt_namespaces && exec \"$@\"", "sh",
+         sys.executable, "-m", "installer.cli", "lab", "up", "--dir", str(root)],
+        capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent.parent,
+    )  # fmt: skip
+    assert Path("/proc/sys/user/max_mnt_namespaces").read_text() == before
+    assert blocked.returncode == 2, blocked.stdout + blocked.stderr
+    assert "cannot sandbox the lab's nodes" in blocked.stderr
+    assert "namespaces (unshare(mount, pid): No space left on device)" in blocked.stderr
+    assert "never runs node commands outside a sandbox" in blocked.stderr
+    assert not root.exists()
+
+
+def test_missing_nsenter_is_named(tmp_path: Path) -> None:
+    """Without nsenter the error says so (not that unshare failed)."""
+    root = tmp_path / "D"
+    r = cli("lab", "up", "--dir", str(root), env={"PATH": str(tmp_path)})
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "nsenter (util-linux), which runs every command inside a node, is not installed" in (
+        r.stderr
+    )
+    assert "unshare" not in r.stderr and "install util-linux" in r.stderr
+    assert not root.exists()
 
 
 def test_bad_spec_is_reported(tmp_path: Path) -> None:

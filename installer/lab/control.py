@@ -149,16 +149,22 @@ def up(
     userns = namespaces.use_userns(spec.userns)
     why = asyncio.run(namespaces.probe(userns))
     if why is not None:
-        mode = (
-            "unshare --user --map-root-user --mount --uts --pid"
-            if userns
-            else "unshare --mount --uts --pid"
-        )
+        if shutil.which("nsenter") is None:
+            hint = "install util-linux (it provides nsenter)"
+        elif os.geteuid() == 0:
+            hint = (
+                "allow user, mount and PID namespaces here (sysctl user.max_user_namespaces, "
+                "user.max_mnt_namespaces; a container's seccomp profile)"
+            )
+        else:
+            hint = (
+                "run as root, or enable unprivileged user namespaces (sysctl "
+                "kernel.unprivileged_userns_clone=1, kernel.apparmor_restrict_unprivileged_userns=0)"
+            )
         raise LabError(
-            f"cannot create Linux namespaces for the lab nodes ({mode}: {why}); "
+            f"cannot sandbox the lab's nodes: {why}; "
             "the lab never runs node commands outside a sandbox",
-            hint="run as root, or enable unprivileged user namespaces "
-            "(sysctl kernel.unprivileged_userns_clone=1, kernel.apparmor_restrict_unprivileged_userns=0)",
+            hint=hint,
         )
     for n in resolved:
         if _answers_ssh(n.address, n.port, 0.2):

@@ -1,11 +1,13 @@
 """A node's sandbox: its namespaces, its mount plan, and how commands enter it.
 
-The node's init (``installer.lab.nsinit``) owns a mount, UTS and PID namespace
-(plus a user namespace when the lab does not run as root). Every command enters
-them with ``nsenter``. Everything outside the node's own directories is mounted
-read-only, /dev holds only harmless devices and the node's sparse disk images,
-and tools that would touch the machine (reboot, sysctl, swapoff, modprobe,
-iptables, ip...) are replaced by shims even at their absolute paths.
+The node's init (``installer.lab.nsinit``) owns a user, mount, UTS and PID
+namespace; every command enters them with ``nsenter``. The user namespace is the
+node's own even when the lab runs as root, so root in a node has no capability
+over the machine. Everything outside the node's own directories is mounted
+read-only (and, when the lab runs as root, locked so by the kernel), /dev holds
+only harmless devices and the node's sparse disk images, and tools that would
+touch the machine (reboot, sysctl, swapoff, modprobe, iptables, ip...) are
+replaced by shims even at their absolute paths.
 """
 
 from __future__ import annotations
@@ -32,8 +34,19 @@ class SandboxError(Exception):
     pass
 
 
+# Parts of /proc that can act on the machine (IRQ affinity, PCI config space...); the node
+# sees them read-only. /proc/sys is the node's own, /proc/sysrq-trigger is /dev/null.
+PROC_READONLY = ("bus", "fs", "irq", "acpi", "driver", "scsi", "asound")
+
+
 def use_userns(setting: bool | None) -> bool:
-    return (os.geteuid() != 0) if setting is None else setting
+    """Always True: every node runs in a user namespace of its own, as root too.
+
+    The spec's ``userns`` is accepted for old specs and ignored. Without a user namespace,
+    root in a node would keep the machine's capabilities (its clock, network, modules).
+    """
+    del setting
+    return True
 
 
 def host_binary(name: str) -> str | None:
@@ -122,6 +135,8 @@ def build_plan(
         bind(np.proc / name, f"/proc/{name}")
     bind(np.proc / "sys", "/proc/sys", rw=True)
     bind("/dev/null", "/proc/sysrq-trigger", optional=True)
+    for name in PROC_READONLY:
+        steps.append({"op": "self_ro", "target": f"/proc/{name}"})
 
     # /sys: a small tmpfs with what discovery reads.
     steps += [{"op": "tmpfs", "target": "/sys", "options": "mode=755,size=1m"}]
@@ -285,8 +300,9 @@ class Sandbox:
     def enter_argv(self, argv: list[str]) -> list[str]:
         if self.pid is None:
             raise SandboxError(f"node {self.name} is not running")
-        user = ["-U", "--preserve-credentials"] if self.userns else []
-        return ["nsenter", "-t", str(self.pid), *user, "-m", "-u", "-p", "-w", "--", *argv]
+        # Always the node's user namespace: a command never keeps the lab's capabilities.
+        return ["nsenter", "-t", str(self.pid), "-U", "--preserve-credentials",
+                "-m", "-u", "-p", "-w", "--", *argv]  # fmt: skip
 
     def mount_ns(self) -> str | None:
         if self.pid is None:
@@ -309,16 +325,28 @@ class Sandbox:
 
 
 async def probe(userns: bool) -> str | None:
-    """None when node namespaces can be created here, else why not."""
-    if shutil.which("nsenter") is None:
-        return "nsenter (util-linux) is not installed"
+    """None when a node's namespaces can be created and entered here, else what failed."""
+    nsenter = shutil.which("nsenter")
+    if nsenter is None:
+        return "nsenter (util-linux), which runs every command inside a node, is not installed"
     box = Sandbox("probe", userns)
     plan = {"hostname": "probe", "userns": userns, "readonly_host": False,
             "steps": [{"op": "proc", "target": "/proc"}], "chdir": "/"}  # fmt: skip
     try:
         await box.start(plan)
+        proc = await asyncio.create_subprocess_exec(
+            *box.enter_argv(["true"]), stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await proc.communicate()
+        if proc.returncode != 0:
+            detail = err.decode(errors="replace").strip() or f"exit {proc.returncode}"
+            return f"{nsenter} cannot enter a node's namespaces ({detail})"
     except SandboxError as exc:
-        return str(exc).split(": ", 2)[-1]
+        why = str(exc).split(": ", 2)[-1]
+        return f"cannot create a node's user, mount, UTS and PID namespaces ({why})"
+    except OSError as exc:
+        return f"cannot run {nsenter}: {exc}"
     finally:
         await box.stop()
     return None

@@ -4,10 +4,15 @@ Run as ``python -m installer.lab.nsinit`` with a JSON mount plan on stdin
 (built by ``installer.lab.namespaces``). Standard library only, and nothing
 here may start a thread: ``unshare(CLONE_NEWUSER)`` refuses a threaded caller.
 
-The parent stays outside the namespaces and prints ``{"pid": <host pid of the
-node's init>}`` (or ``{"error": ...}``) once the mounts are in place, then waits
-for the init to die. Killing that init with SIGKILL tears the node down: the
+The parent stays outside the node's PID namespace and prints ``{"pid": <host pid
+of the node's init>}`` (or ``{"error": ...}``) once the mounts are in place, then
+waits for the init to die. Killing that init with SIGKILL tears the node down: the
 kernel kills every process of a PID namespace whose init exits.
+
+Every node has a user namespace of its own, so root in a node holds capabilities
+only over the node's own namespaces, never over the machine (its clock, network,
+modules, mounts). Run as root, the mounts are made first and then locked by the
+kernel (see ``_main_privileged``); run unprivileged, the node's root is the caller.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 CLONE_NEWNS = 0x00020000
@@ -106,7 +112,7 @@ def _userns(uid: int, gid: int) -> None:
 
 
 def setup(plan: dict[str, Any]) -> None:
-    """Mount the node's view; runs as PID 1 of the new namespaces."""
+    """Mount the node's view; runs as PID 1 of the new PID namespace."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     # Open every bind source first: later mounts may hide the paths they live under.
     fds: dict[str, int] = {}
@@ -173,10 +179,18 @@ def setup(plan: dict[str, Any]) -> None:
             _fill(step["target"], int(step["size_kb"]))
         elif op == "ro":
             _remount(step["target"], readonly=True)
+        elif op == "self_ro":
+            if os.path.exists(step["target"]):
+                _mount(step["target"], step["target"], None, MS_BIND | MS_REC)
+                _remount(step["target"], readonly=True)
         else:
             raise SetupError(f"unknown mount plan step {op!r}")
     for fd in fds.values():
         os.close(fd)
+
+
+def finish(plan: dict[str, Any]) -> None:
+    """The node's hostname (in its own UTS namespace) and working directory."""
     name = plan["hostname"].encode()
     _check(_libc.sethostname(name, len(name)), "sethostname")
     os.chdir(plan.get("chdir", "/"))
@@ -220,11 +234,104 @@ def _init_loop() -> None:
             continue
 
 
-def main() -> int:
-    plan = json.load(sys.stdin)
+def _become_init() -> None:
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    _init_loop()
+
+
+def _identity_map(text: str) -> str:
+    """Map in a child user namespace exactly the IDs its parent maps, each to itself."""
+    lines = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 3:
+            lines.append(f"{fields[0]} {fields[0]} {fields[2]}")
+    return "\n".join(lines) + "\n"
+
+
+def _main_privileged(plan: dict[str, Any]) -> int:
+    """Root (in the caller's user namespace): the node's mounts are locked.
+
+    The node's init mounts its view in a mount namespace of the caller's user namespace, then
+    moves into a user namespace of its own (the same IDs, none of the caller's capabilities)
+    and a copy of that mount namespace. The kernel locks every mount copied into a less
+    privileged namespace: root in the node can neither unmount them nor make a read-only one
+    writable, and its capabilities count only inside the node's user namespace.
+    """
     try:
-        if plan.get("userns"):
-            _userns(os.getuid(), os.getgid())
+        proc_fd = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        with open("self/uid_map", encoding="ascii", opener=_at(proc_fd)) as fh:
+            uid_map = _identity_map(fh.read())
+        with open("self/gid_map", encoding="ascii", opener=_at(proc_fd)) as fh:
+            gid_map = _identity_map(fh.read())
+        _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID), "unshare(mount, pid)")
+    except (SetupError, OSError) as exc:
+        print(json.dumps({"error": str(exc)}), flush=True)
+        return 1
+    up_r, up_w = os.pipe()
+    down_r, down_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(up_r)
+        os.close(down_w)
+        os.close(proc_fd)
+
+        def tell(message: str) -> None:
+            os.write(up_w, message.replace("\n", " ").encode() + b"\n")
+
+        try:
+            setup(plan)
+            _check(_libc.unshare(CLONE_NEWUSER), "unshare(user namespace)")
+            tell("map")
+            if os.read(down_r, 16) != b"go":
+                os._exit(1)
+            _check(
+                _libc.unshare(CLONE_NEWNS | CLONE_NEWUTS),
+                "unshare(mount, uts) in the node's user namespace",
+            )
+            finish(plan)
+        except Exception as exc:
+            tell(f"error: {exc}")
+            os._exit(1)
+        tell("ok")
+        os.close(up_w)
+        os.close(down_r)
+        _become_init()
+    os.close(up_w)
+    os.close(down_r)
+    with os.fdopen(up_r, encoding="utf-8", errors="replace") as replies:
+        msg = replies.readline().strip()
+        if msg == "map":
+            try:
+                # Through the caller's /proc: the node's init has mounted its own over /proc.
+                for name, text in (("uid_map", uid_map), ("gid_map", gid_map)):
+                    fd = os.open(f"{pid}/{name}", os.O_WRONLY, dir_fd=proc_fd)
+                    try:
+                        os.write(fd, text.encode())
+                    finally:
+                        os.close(fd)
+            except OSError as exc:
+                msg = f"error: mapping the node's user namespace: {exc}"
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            else:
+                os.write(down_w, b"go")
+                msg = replies.readline().strip()
+    os.close(down_w)
+    os.close(proc_fd)
+    return _report(pid, msg)
+
+
+def _at(dir_fd: int) -> Callable[[str, int], int]:
+    return lambda path, flags: os.open(path, flags, dir_fd=dir_fd)
+
+
+def _main_unprivileged(plan: dict[str, Any]) -> int:
+    """Not root: a user namespace that maps only the caller, who becomes root in the node."""
+    try:
+        _userns(os.getuid(), os.getgid())
         _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWPID), "unshare(mount, uts, pid)")
     except (SetupError, OSError) as exc:
         print(json.dumps({"error": str(exc)}), flush=True)
@@ -235,21 +342,25 @@ def main() -> int:
         os.close(r)
         try:
             setup(plan)
+            finish(plan)
         except Exception as exc:
-            os.write(w, f"error: {exc}".encode())
+            os.write(w, f"error: {exc}".replace("\n", " ").encode() + b"\n")
             os._exit(1)
-        os.write(w, b"ok")
+        os.write(w, b"ok\n")
         os.close(w)
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
-        _init_loop()
+        _become_init()
     os.close(w)
-    msg = os.read(r, 65536).decode("utf-8", "replace")
-    os.close(r)
+    with os.fdopen(r, encoding="utf-8", errors="replace") as replies:
+        msg = replies.readline().strip()
+    return _report(pid, msg)
+
+
+def _report(pid: int, msg: str) -> int:
+    """Tell the lab the init's PID (or why there is none), then wait for the init to die."""
     if msg != "ok":
         print(json.dumps({"error": msg.removeprefix("error: ") or "node init died"}), flush=True)
-        os.waitpid(pid, 0)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
         return 1
     print(json.dumps({"pid": pid}), flush=True)
     sys.stdout.close()
@@ -260,6 +371,14 @@ def main() -> int:
             return os.waitstatus_to_exitcode(status) & 0xFF
         except InterruptedError:
             continue
+
+
+def main() -> int:
+    plan = json.load(sys.stdin)
+    # Every node gets a user namespace: its capabilities never count outside the node.
+    if os.geteuid() == 0:
+        return _main_privileged(plan)
+    return _main_unprivileged(plan)
 
 
 if __name__ == "__main__":

@@ -104,9 +104,9 @@ def _status(st: dict[str, Any], fmt: str | None) -> None:
                         "epoch": 10 + len(osds),
                         "num_osds": len(osds),
                         "num_up_osds": len(osds),
-                        "osd_up_since": int(st.get("created", 0)),
+                        "osd_up_since": int(st.get("created", 0)) if osds else 0,
                         "num_in_osds": len(osds),
-                        "osd_in_since": int(st.get("created", 0)),
+                        "osd_in_since": int(st.get("created", 0)) if osds else 0,
                         "num_remapped_pgs": 0,
                     },
                     "pgmap": {
@@ -150,7 +150,7 @@ def _status(st: dict[str, Any], fmt: str | None) -> None:
         mds = st.get("mds", {})
         hosts = sum(len(v) for v in mds.values())
         out(f"    mds: {len(fs)}/{len(fs)} daemons up, {max(0, hosts - len(fs))} standby")
-    out(f"    osd: {len(osds)} osds: {len(osds)} up (since 2m), {len(osds)} in (since 2m)")
+    out(f"    osd: {_osd_summary(len(osds))}")
     out("\n  data:")
     out(f"    pools:   {len(pools)} pools, {pgs} pgs")
     out("    objects: 0 objects, 0 B")
@@ -159,6 +159,13 @@ def _status(st: dict[str, Any], fmt: str | None) -> None:
         f"    usage:   {used // 1024**2} MiB used, {(total - used) / 1024**3:.0f} GiB / {total / 1024**3:.0f} GiB avail"
     )
     out(f"    pgs:     {pgs} active+clean" if pgs else "    pgs:")
+
+
+def _osd_summary(count: int) -> str:
+    """OSDMap's summary line: "(since ...)" only once the up and in sets have changed."""
+    if not count:
+        return "0 osds: 0 up, 0 in"
+    return f"{count} osds: {count} up (since 2m), {count} in (since 2m)"
 
 
 def _peer_disks(host: str) -> Path:
@@ -812,14 +819,12 @@ def _osd(cmd: list[str], fmt: str | None, args: list[str] | None = None) -> int:
             for o in osds:
                 out(str(o["id"]))
         elif as_json:
-            since = int(st.get("created", time.time()))
+            since = int(st.get("created", time.time())) if osds else 0
             out(json.dumps({"epoch": 10 + len(osds), "num_osds": len(osds), "num_up_osds": len(osds),
                             "osd_up_since": since, "num_in_osds": len(osds), "osd_in_since": since,
                             "num_remapped_pgs": 0}))  # fmt: skip
         else:
-            out(
-                f"{len(osds)} osds: {len(osds)} up (since 2m), {len(osds)} in (since 2m); epoch: e{10 + len(osds)}"
-            )
+            out(f"{_osd_summary(len(osds))}; epoch: e{10 + len(osds)}")
         return 0
     if cmd[:1] == ["pool"]:
         sub = cmd[1] if len(cmd) > 1 else ""
@@ -931,8 +936,43 @@ def _auth(cmd: list[str]) -> int:
     return 0
 
 
+def _rbd_need_cluster(verb: str) -> dict[str, Any]:
+    """What rbd (librados, not the ceph CLI) says when it cannot reach the cluster.
+
+    librados' log lines, then ``rbd: couldn't connect to the cluster!``; rbd exits with the
+    errno of rados connect(): ENOENT (2) without a ceph.conf (no monitors to contact), EACCES
+    (13) without a keyring (cephx refused), ETIMEDOUT (110) when the monitors of its ceph.conf
+    do not answer (after 300 s; the lab does not wait).
+    """
+    conf = base.read_node_file("/etc/ceph/ceph.conf")
+    st: dict[str, Any] = base.peek_cluster(CEPH)
+    log = time.strftime("%Y-%m-%dT%H:%M:%S.000+0000", time.gmtime()) + " 7f3a2c1e4c00 -1"
+    keyrings = "/etc/ceph/ceph.client.admin.keyring,/etc/ceph/ceph.keyring,/etc/ceph/keyring,/etc/ceph/keyring.bin"
+    if conf is None:
+        code = 2
+        lines = [f"{log} monclient: get_monmap_and_config cannot identify monitors to contact"]
+    elif base.read_node_file("/etc/ceph/ceph.client.admin.keyring") is None:
+        code = 13
+        lines = [
+            f"{log} auth: unable to find a keyring on {keyrings}: (2) No such file or directory",
+            f"{log} AuthRegistry(0x55d0c8a3e2c0) no keyring found at {keyrings}, disabling cephx",
+            f"{log} monclient(hunting): handle_auth_bad_method server allowed_methods [2] but i only support [1]",
+            f"{log} monclient: authenticate NOTE: no keyring found; disabled cephx authentication",
+        ]
+    elif not st.get("fsid") or st["fsid"] not in conf:
+        code = 110
+        lines = [f"{log} monclient(hunting): authenticate timed out after 300"]
+    else:
+        return st
+    lines.append("rbd: couldn't connect to the cluster!")
+    if verb in ("ls", "list"):
+        reason = {2: "(2) No such file or directory", 13: "(13) Permission denied",
+                  110: "(110) Connection timed out"}[code]  # fmt: skip
+        lines.append(f"rbd: listing images failed: {reason}")
+    die("\n".join(lines), code)
+
+
 def rbd(args: list[str]) -> int:
-    st = _need_cluster()
     words = [a for a in args if not a.startswith("-")]
     pool_opt = next(
         (args[i + 1] for i, a in enumerate(args) if a in ("-p", "--pool") and i + 1 < len(args)),
@@ -944,6 +984,7 @@ def rbd(args: list[str]) -> int:
     )
     words = [w for w in words if w not in (pool_opt, size)]
     verb = words[0] if words else ""
+    st = _rbd_need_cluster(verb)
     if verb == "pool" and words[1:2] == ["init"]:
         pool = words[2] if len(words) > 2 else pool_opt or "rbd"
         if pool not in st.get("pools", {}):

@@ -28,15 +28,116 @@ def vip_here() -> list[str]:
 
 
 def nic_entries() -> list[dict[str, Any]]:
+    """``ip -j addr``: the node's NICs with their lab addresses, added ones and the VIP.
+
+    A node replayed from a capture (``--from-raw``) shows the captured interfaces instead, with
+    the lab's address in place of the captured host's on its main interface.
+    """
     f = base.facts()
+    captured = _captured_interfaces()
+    primary = _captured_primary(captured) if captured else None
+    # The spec's first NIC is the captured main interface (the one of the default route).
+    names = {f["nics"][0]["name"]: primary} if primary and f["nics"] else {}
     extra: dict[str, list[str]] = {}
     for nic, addrs in base.peek_node("net").get("added", {}).items():
-        extra.setdefault(nic, []).extend(addrs)
+        extra.setdefault(names.get(nic, nic), []).extend(addrs)
     ka = base.peek_cluster("keepalived").get(base.node_name(), {})
     for vip in vip_here():
         cidr = vip if "/" in vip else f"{vip}/32"
-        extra.setdefault(ka.get("interface") or f["nics"][0]["name"], []).append(cidr)
-    return render.nic_entries(f, extra)
+        dev = ka.get("interface") or (f["nics"][0]["name"] if f["nics"] else "lo")
+        extra.setdefault(names.get(dev, dev), []).append(cidr)
+    if not captured:
+        return render.nic_entries(f, extra)
+    lab_addresses = list(f["nics"][0]["addresses"]) if f["nics"] else []
+    return _replayed(captured, primary, lab_addresses, extra)
+
+
+def _captured_interfaces() -> list[dict[str, Any]]:
+    """The interfaces of a replayed ``ip -j addr`` (``--from-raw``), else none."""
+    found = base.raw_section("ip_addr")
+    if found is None or found[1] != 0:
+        return []
+    try:
+        data = json.loads(found[0])
+    except ValueError:
+        return []
+    if not isinstance(data, list):
+        return []
+    return [e for e in data if isinstance(e, dict) and isinstance(e.get("ifname"), str)]
+
+
+def _is_loopback(entry: dict[str, Any]) -> bool:
+    return bool(entry.get("link_type") == "loopback" or entry["ifname"] == "lo")
+
+
+def _captured_primary(captured: list[dict[str, Any]]) -> str | None:
+    """The captured host's main interface: its default route's, else its first with an IPv4."""
+    names = [e["ifname"] for e in captured if not _is_loopback(e)]
+    route = base.raw_section("route")
+    if route is not None:
+        m = re.search(r"^default\b.*?\bdev\s+(\S+)", route[0], re.MULTILINE)
+        if m and m.group(1) in names:
+            return m.group(1)
+    for e in captured:
+        if not _is_loopback(e) and any(
+            isinstance(a, dict) and a.get("family") == "inet" for a in e.get("addr_info") or []
+        ):
+            return str(e["ifname"])
+    return names[0] if names else None
+
+
+def _addr_info(cidr: str, label: str) -> dict[str, Any]:
+    ip_, _, plen = cidr.partition("/")
+    v6 = ":" in ip_
+    info: dict[str, Any] = {"family": "inet6" if v6 else "inet", "local": ip_,
+                            "prefixlen": int(plen or (128 if v6 else 32)), "scope": "global"}  # fmt: skip
+    if not v6:
+        info["label"] = label
+    info.update({"valid_life_time": 4294967295, "preferred_life_time": 4294967295})
+    return info
+
+
+_ENTRY_DEFAULTS: dict[str, Any] = {
+    "flags": ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"], "mtu": 1500, "qdisc": "fq_codel",
+    "operstate": "UP", "group": "default", "txqlen": 1000, "link_type": "ether",
+    "address": "00:00:00:00:00:00", "broadcast": "ff:ff:ff:ff:ff:ff",
+}  # fmt: skip
+
+
+def _replayed(
+    captured: list[dict[str, Any]],
+    primary: str | None,
+    lab_addresses: list[str],
+    extra: dict[str, list[str]],
+) -> list[dict[str, Any]]:
+    """The captured interfaces as they are now in the lab: the lab's address on the main
+    interface (in place of the captured host's global addresses) and every address added since.
+    """
+    entries: list[dict[str, Any]] = []
+    if not any(_is_loopback(e) for e in captured):
+        entries.append(render.nic_entries({"nics": []})[0])
+    for i, raw in enumerate(captured, start=len(entries) + 1):
+        entry = {**_ENTRY_DEFAULTS, "ifindex": i, **raw}
+        name = entry["ifname"]
+        infos = [a for a in raw.get("addr_info") or [] if isinstance(a, dict) and "local" in a]
+        if name == primary:
+            kept = [a for a in infos if a.get("scope", "global") != "global"]
+            infos = [_addr_info(c, name) for c in lab_addresses] + kept
+        infos += [_addr_info(c, name) for c in extra.get(name, [])]
+        # ip lists every IPv4 address before the IPv6 ones.
+        infos.sort(key=lambda a: a.get("family") != "inet")
+        entry["addr_info"] = infos
+        entries.append(entry)
+    return entries
+
+
+def _route_source(entries: list[dict[str, Any]], dev: str) -> str:
+    for e in entries:
+        if e["ifname"] == dev:
+            for a in e["addr_info"]:
+                if a.get("family") == "inet":
+                    return str(a["local"])
+    return "127.0.0.1"
 
 
 def ip(args: list[str]) -> int:
@@ -91,15 +192,11 @@ def _ip_addr(rest: list[str], as_json: bool, family: str | None, brief: bool) ->
                     return 2
                 added.remove(key)
         return 0
-    replay = base.raw_section("ip_addr")
-    if replay is not None and as_json and replay[0].lstrip().startswith("["):
-        out(replay[0].strip())
-        return 0
     entries = nic_entries()
     dev = (
         rest[rest.index("dev") + 1]
-        if "dev" in rest
-        else (rest[1] if rest[:1] == ["show"] and len(rest) > 1 else None)
+        if "dev" in rest and rest.index("dev") + 1 < len(rest)
+        else (rest[1] if rest[:1] in (["show"], ["list"], ["ls"]) and len(rest) > 1 else None)
     )
     if dev:
         entries = [e for e in entries if e["ifname"] == dev]
@@ -131,29 +228,33 @@ def _ip_route(rest: list[str], as_json: bool, family: str | None) -> int:
         if as_json:
             out("[]")
         return 0
+    entries = nic_entries()
+    captured = _captured_interfaces()
+    primary = _captured_primary(captured) if captured else None
+    dev = primary or dev
     replay = base.raw_section("route")
-    if replay is not None and "default" in rest:
-        out(replay[0].split("\n")[0])
-        return 0
+    if replay is not None:
+        m = re.search(r"^default via (\S+) dev (\S+)", replay[0], re.MULTILINE)
+        if m:
+            gw, dev = m.group(1), m.group(2)
+        if "default" in rest and not as_json:
+            out(replay[0].split("\n")[0])
+            return 0
     routes = [{"dst": "default", "gateway": gw, "dev": dev, "protocol": "static", "flags": []}]
-    for nic in f["nics"]:
-        for cidr in nic["addresses"]:
-            ip_ = cidr.partition("/")[0]
-            if ":" in ip_:
-                continue
-            import ipaddress
+    import ipaddress
 
-            net = ipaddress.ip_network(cidr, strict=False)
-            routes.append({"dst": str(net), "dev": nic["name"], "protocol": "kernel", "scope": "link",
-                           "prefsrc": ip_, "flags": []})  # fmt: skip
+    for e in entries:
+        if _is_loopback(e):
+            continue
+        for a in e["addr_info"]:
+            if a.get("family") != "inet" or int(a.get("prefixlen", 32)) >= 32:
+                continue
+            net = ipaddress.ip_network(f"{a['local']}/{a['prefixlen']}", strict=False)
+            routes.append({"dst": str(net), "dev": e["ifname"], "protocol": "kernel", "scope": "link",
+                           "prefsrc": a["local"], "flags": []})  # fmt: skip
     if rest[:1] == ["get"]:
         target = rest[1] if len(rest) > 1 else ANY4
-        src = (
-            f["nics"][0]["addresses"][0].split("/")[0]
-            if f["nics"] and f["nics"][0]["addresses"]
-            else "127.0.0.1"
-        )
-        out(f"{target} via {gw} dev {dev} src {src} uid 0 \n    cache ")
+        out(f"{target} via {gw} dev {dev} src {_route_source(entries, dev)} uid 0 \n    cache ")
         return 0
     if "default" in rest:
         routes = routes[:1]
