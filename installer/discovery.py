@@ -59,12 +59,21 @@ class Probe:
 def _installed_probe() -> str:
     binaries = " ".join(F.INSTALLED_BINARIES)
     paths = " ".join(F.INSTALLED_PATHS)
+    modules = " ".join(F.KERNEL_MODULE_PROBES)
     return (
         f"for fmp_b in {binaries}; do\n"
         '  if command -v "$fmp_b" >/dev/null 2>&1; then echo "bin $fmp_b"; fi\n'
         "done\n"
         f"for fmp_p in {paths}; do\n"
         '  if [ -e "$fmp_p" ]; then echo "path $fmp_p"; fi\n'
+        "done\n"
+        # /sys/module/NAME: loaded (or built in with parameters); else modinfo looks in
+        # /lib/modules/$(uname -r) (and modules.builtin) as modprobe would.
+        f"for fmp_m in {modules}; do\n"
+        '  if [ -d "/sys/module/$fmp_m" ]; then echo "kmod $fmp_m loaded"\n'
+        '  elif ! command -v modinfo >/dev/null 2>&1; then echo "kmod $fmp_m unknown"\n'
+        '  elif modinfo -n "$fmp_m" >/dev/null 2>&1; then echo "kmod $fmp_m available"\n'
+        '  else echo "kmod $fmp_m missing"; fi\n'
         "done\n"
         "echo done"
     )

@@ -50,6 +50,7 @@ from installer.profile import (
 )
 from installer.redact import Redactor
 from installer.secrets import missing_secrets, template_secrets
+from installer.storage_disks import disk_candidates, resolve_disk
 from installer.templating import PlanRenderError, template_error_line
 
 _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
@@ -70,6 +71,8 @@ class HostView:
     roles: tuple[str, ...]
     index: int  # position in answers.hosts
     storage_disk: str | None = None
+    # The stable /dev/disk/by-id/ path of storage_disk, when facts know one (or it is one)
+    storage_disk_by_id: str | None = None
     interface: str | None = None  # the NIC carrying ``address`` (from facts)
     prefixlen: int | None = None  # of ``address`` on that NIC (from facts)
     arch: str | None = None  # amd64 / arm64 (from facts)
@@ -100,6 +103,20 @@ def _nic_for(address: str, facts: HostFacts) -> tuple[str | None, int | None]:
     return facts.default_interface, None
 
 
+def _disk_by_id(value: str | None, facts: HostFacts | None, label: str) -> str | None:
+    """The /dev/disk/by-id/ path of the disk ``value`` names, as ``installer.storage_disks``
+    resolves it from the facts (the link udev makes for its WWN, else its best by-id link)."""
+    if value is None or value.startswith("/dev/disk/by-id/"):
+        return value
+    if facts is None or facts.disks is None:
+        return None
+    cand = resolve_disk(disk_candidates(facts, label), value).candidate
+    if cand is None or not cand.disk_id.stable:
+        return None
+    path = cand.disk_id.answer_path
+    return path if path.startswith("/dev/disk/by-id/") else None
+
+
 def host_views(answers: Answers, facts: Mapping[str, HostFacts] | None = None) -> list[HostView]:
     views = []
     domain = answers.cluster.domain
@@ -116,6 +133,7 @@ def host_views(answers: Answers, facts: Mapping[str, HostFacts] | None = None) -
                 roles=tuple(h.roles),
                 index=i,
                 storage_disk=h.storage_disk,
+                storage_disk_by_id=_disk_by_id(h.storage_disk, f, h.label),
                 interface=iface,
                 prefixlen=prefix,
                 arch=_ARCH.get(f.arch or "") if f else None,
@@ -243,6 +261,9 @@ def make_plan(
             f"secrets not generated yet: {', '.join(missing)} "
             "(installer.secrets.ensure_secrets makes them)"
         )
+    bad_versions = profile.spec.version_errors(answers.versions)
+    if bad_versions:
+        raise PlanError("; ".join(bad_versions.values()))
     hosts = host_views(answers, facts)
     ctx0 = base_context(answers, profile, hosts, values, {**answers.options, **(options or {})})
     renderer = _Renderer(profile)

@@ -19,6 +19,11 @@ Checks, in display order (``check_ids()``):
   12/13, RHEL-family 9/10; other versions and known derivatives warn, the rest fail.
 - ``cpu-count``, ``memory``, ``cpu-flags``: the max over the host's roles (memory
   within 5 % below the minimum warns: MemTotal hides the kernel's reserve).
+- ``hugepages``: the role's ``requires.hugepages_mib`` of 2 MiB pages are reserved already,
+  or MemTotal holds them besides the role's memory_mb (within 5 % below warns); a default
+  huge page size other than 2 MiB fails. Only on hosts whose roles ask for huge pages.
+- ``kernel-modules``: every module of the roles' ``requires.kernel_modules`` is loaded,
+  built in or loadable (``modinfo``); missing fails, not known warns. Only where asked.
 - ``swap`` (warn), ``cgroup`` (v1 fails from Kubernetes 1.35, warns before).
 - ``hostname`` (RFC 1123, not localhost), ``duplicate-hostname``,
   ``duplicate-machine-id``, ``duplicate-product-uuid``, ``duplicate-mac`` (cloned VMs).
@@ -75,6 +80,8 @@ from installer.preflight_host import (
     check_cpu_count,
     check_cpu_flags,
     check_hostname,
+    check_hugepages,
+    check_kernel_modules,
     check_memory,
     check_os,
     check_reachable,
@@ -125,6 +132,8 @@ CHECKS: tuple[CheckSpec, ...] = (
     _host("cpu-count", "CPUs", check_cpu_count),
     _host("memory", "Memory", check_memory),
     _host("cpu-flags", "CPU flags", check_cpu_flags),
+    _host("hugepages", "Huge pages", check_hugepages),
+    _host("kernel-modules", "Kernel modules", check_kernel_modules),
     _host("swap", "Swap", check_swap),
     _host("cgroup", "cgroup", check_cgroup),
     _host("hostname", "Hostname", check_hostname),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from installer import facts as F
 from installer.answers import DNS_LABEL_RE, Host, is_hostname
 from installer.hostfacts import HostFacts, OsRelease
 from installer.preflight_model import (
@@ -13,6 +14,7 @@ from installer.preflight_model import (
     fmt_bytes,
     unknown_finding,
 )
+from installer.profile_model import Requirements
 
 # --------------------------------------------------------------------------- reachable, sudo
 
@@ -230,6 +232,138 @@ def check_cpu_flags(ctx: Context, host: Host, f: HostFacts) -> Finding:
         f"{label}: CPU{model} lacks {', '.join(missing)}, needed by {who} "
         f"(profile {ctx.meta.name})",
         fix,
+    )
+
+
+# --------------------------------------------------------------------------- huge pages, modules
+
+HUGEPAGE_BYTES = 2 * 2**20  # requires.hugepages_mib counts 2 MiB pages (vm.nr_hugepages)
+HUGEPAGE_SIZE_FIX = (
+    "boot with 2 MiB as the default huge page size: add default_hugepagesz=2M to "
+    "GRUB_CMDLINE_LINUX in /etc/default/grub, run sudo update-grub (grub2-mkconfig on RHEL), reboot"
+)
+
+
+def _held_requirements(ctx: Context, host: Host) -> list[tuple[str, Requirements]]:
+    """(role, its requirements) for every role of the profile that the host holds."""
+    return [(r, ctx.meta.roles[r].requires) for r in host.roles if r in ctx.meta.roles]
+
+
+def check_hugepages(ctx: Context, host: Host, f: HostFacts) -> Finding | None:
+    """Can the host reserve the huge pages its roles ask for (``requires.hugepages_mib``)?
+
+    Roles need the most of theirs, not the sum (as with memory): the role whose
+    memory_mb + hugepages_mib is largest sets what MemTotal must hold, unless the
+    host already has the pages reserved. None when no role of the host asks.
+    """
+    label = host.label
+    asking = [(role, req) for role, req in _held_requirements(ctx, host) if req.hugepages_mib]
+    if not asking:
+        return None
+    role, req = max(asking, key=lambda rr: (rr[1].memory_mb + rr[1].hugepages_mib, rr[0]))
+    m = f.memory
+    if m is None:
+        return unknown_finding("hugepages", label, f, "memory", "huge pages")
+    huge = req.hugepages_mib * 2**20
+    what = f"{fmt_bytes(huge)} of huge pages ({req.hugepages_mib // 2} x 2 MiB) for role {role}"
+    size = m.hugepage_size_bytes
+    if size is not None and size != HUGEPAGE_BYTES:
+        return Finding(
+            "hugepages",
+            label,
+            "fail",
+            f"{label}: the default huge page size is {fmt_bytes(size)}, and the install reserves "
+            f"{what} as vm.nr_hugepages, which counts pages of the default size "
+            f"(profile {ctx.meta.name})",
+            HUGEPAGE_SIZE_FIX,
+        )
+    reserved = (m.hugepages_total or 0) * HUGEPAGE_BYTES
+    if reserved >= huge:
+        return Finding(
+            "hugepages",
+            label,
+            "pass",
+            f"{label}: {fmt_bytes(reserved)} of huge pages reserved (role {role} needs "
+            f"{fmt_bytes(huge)})",
+        )
+    base = req.memory_mb * 2**20
+    want = base + huge
+    have = m.total_bytes
+    found = f"{label}: {fmt_bytes(have)} of memory"
+    if have >= want:
+        return Finding(
+            "hugepages",
+            label,
+            "pass",
+            f"{found} holds {what} besides the {fmt_bytes(base)} the role needs",
+        )
+    why = (
+        f"{what} on top of the {fmt_bytes(base)} the role needs: {fmt_bytes(want)} in all "
+        f"(profile {ctx.meta.name})"
+    )
+    fix = (
+        f"give {label} at least {fmt_bytes(want)} of memory, or give role {role} to a host "
+        "with more"
+    )
+    if have >= want * MEMORY_SLACK:
+        return Finding(
+            "hugepages",
+            label,
+            "warn",
+            f"{found}, a little below {why}",
+            fix,
+            "MemTotal leaves out what the kernel and firmware reserve: a host with "
+            f"{fmt_bytes(want)} installed usually shows a few percent less",
+        )
+    return Finding("hugepages", label, "fail", f"{found} cannot hold {why}", fix)
+
+
+def _module_fix(missing: list[str], f: HostFacts) -> str:
+    load = " && ".join(f"sudo modprobe {m}" for m in missing)
+    if f.os is not None and "ubuntu" in (f.os.id, *f.os.id_like):
+        return (
+            "install the running kernel's extra modules, then load them: sudo apt-get install "
+            f"linux-modules-extra-$(uname -r) && {load}"
+        )
+    return f"boot a kernel that ships {', '.join(missing)} (check with modinfo), then: {load}"
+
+
+def check_kernel_modules(ctx: Context, host: Host, f: HostFacts) -> Finding | None:
+    """Are the kernel modules the host's roles need (``requires.kernel_modules``) there:
+    loaded, built in, or loadable? None when no role of the host names one."""
+    label = host.label
+    needed: dict[str, list[str]] = {}
+    for role, req in _held_requirements(ctx, host):
+        for module in req.kernel_modules:
+            needed.setdefault(module, []).append(role)
+    if not needed:
+        return None
+    if f.installed is None:
+        return unknown_finding("kernel-modules", label, f, "installed", "kernel modules")
+    missing = [m for m in needed if F.KMOD_MISSING + m in f.installed]
+    unsure = [m for m in needed if m not in missing and F.KMOD_AVAILABLE + m not in f.installed]
+    if missing:
+        roles = sorted({r for m in missing for r in needed[m]})
+        kernel = f"kernel {f.kernel}" if f.kernel else "the kernel"
+        return Finding(
+            "kernel-modules",
+            label,
+            "fail",
+            f"{label}: {kernel} has no module {', '.join(missing)} (modinfo does not find it), "
+            f"needed by role {', '.join(roles)} (profile {ctx.meta.name})",
+            _module_fix(missing, f),
+        )
+    if unsure:
+        return Finding(
+            "kernel-modules",
+            label,
+            "warn",
+            f"{label}: could not check kernel module {', '.join(unsure)}: discovery could not "
+            "tell (no modinfo on the host, or facts from before the module probe)",
+            "install kmod (it brings modinfo), then run discovery again",
+        )
+    return Finding(
+        "kernel-modules", label, "pass", f"{label}: kernel module {', '.join(needed)} available"
     )
 
 

@@ -9,9 +9,12 @@ format is documented in docs/PROFILES.md.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from installer.facts.system import KERNEL_MODULE_PROBES
 
 ROLE_NAMES = ("control-plane", "etcd", "worker", "lb", "storage", "ceph-mon")
 
@@ -32,6 +35,32 @@ class Requirements(_Strict):
     ports: tuple[int, ...] = ()
     cpu_flags: tuple[str, ...] = ()
     os: tuple[str, ...] = ()  # os-release ids, e.g. ubuntu, debian; empty = any
+    # MiB of 2 MiB huge pages the role reserves on top of memory_mb: MemTotal must hold
+    # both, unless the host already has that many reserved.
+    hugepages_mib: int = Field(default=0, ge=0)
+    # Kernel modules that must be loaded, built in or loadable (discovery probes only
+    # KERNEL_MODULE_PROBES, so a requirement must be one of them).
+    kernel_modules: tuple[str, ...] = ()
+
+    @field_validator("hugepages_mib")
+    @classmethod
+    def _hugepages(cls, value: int) -> int:
+        if value % 2:
+            raise ValueError(f"{value} is not a whole number of 2 MiB huge pages")
+        return value
+
+    @field_validator("kernel_modules")
+    @classmethod
+    def _modules(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        names = tuple(name.replace("-", "_") for name in value)
+        unknown = [name for name in names if name not in KERNEL_MODULE_PROBES]
+        if unknown:
+            raise ValueError(
+                f"discovery does not probe kernel module {', '.join(unknown)} "
+                f"(it probes: {', '.join(KERNEL_MODULE_PROBES)}; add it to "
+                "installer.facts.system.KERNEL_MODULE_PROBES)"
+            )
+        return names
 
 
 class RoleRule(_Strict):
@@ -53,16 +82,60 @@ class OptionSpec(_Strict):
     choices: tuple[str | int | bool, ...] = ()
 
 
+class VersionFormat(_Strict):
+    """The form one pinned version must have, the profile's default and any override."""
+
+    pattern: str  # a regular expression the whole value must match
+    example: str  # a value that matches, shown in the error
+    means: str = ""  # what the value must be, shown in the error: "it must be <means>"
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"'{value}' is not a valid regular expression: {exc}") from None
+        return value
+
+    def problem(self, key: str, value: str) -> str | None:
+        """Why ``value`` does not fit, or None when it does."""
+        if re.fullmatch(self.pattern, value):
+            return None
+        must = self.means or f"of the form {self.pattern}"
+        return f"versions.{key} is '{value}', but it must be {must}, e.g. {self.example}"
+
+
 class ProfileMeta(_Strict):
     name: str
     title: str
     description: str
     versions: dict[str, str]
+    # key -> the form its value must have (checked on the default and on answers' overrides)
+    version_formats: dict[str, VersionFormat] = Field(default_factory=dict)
     storage_backend: str  # none | ceph | openebs
     requires_vip: bool = True
     roles: dict[str, RoleRule]
     suggest: dict[str, str] = Field(default_factory=dict)  # role -> selector, for auto roles
     options: dict[str, OptionSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _version_formats(self) -> ProfileMeta:
+        for key, fmt in self.version_formats.items():
+            if key not in self.versions:
+                raise ValueError(f"version_formats.{key}: the profile pins no version '{key}'")
+            if (problem := fmt.problem(key, self.versions[key])) is not None:
+                raise ValueError(f"the profile's own default: {problem}")
+        return self
+
+    def version_errors(self, overrides: Mapping[str, str]) -> dict[str, str]:
+        """key -> why an answers ``versions`` override does not have the form it needs."""
+        out: dict[str, str] = {}
+        for key, value in overrides.items():
+            fmt = self.version_formats.get(key)
+            if fmt is not None and (problem := fmt.problem(key, value)) is not None:
+                out[key] = problem
+        return out
 
 
 # --------------------------------------------------------------------------- the full format

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -712,6 +713,59 @@ def test_sudo_and_installed() -> None:
     )
     assert F.parse_installed("done\n") == frozenset()
     assert F.parse_installed("bin docker\n") is None  # cut off before "done"
+
+
+def test_installed_kernel_modules() -> None:
+    """``kmod NAME loaded|available|missing|unknown`` lines of the installed probe."""
+    for state, names in (
+        ("loaded", {"kmod:nvme_tcp"}),
+        ("available", {"kmod:nvme_tcp"}),
+        ("missing", {"kmod-missing:nvme_tcp"}),
+        ("unknown", set()),  # no modinfo on the host: neither
+        ("maybe", set()),
+    ):
+        assert F.parse_installed(f"bin kubelet\nkmod nvme_tcp {state}\ndone\n") == {
+            "kubelet",
+            *names,
+        }, state
+    # only the probed modules: a line for another one is not this script's
+    assert F.parse_installed("kmod rbd loaded\ndone\n") == frozenset()
+    assert set(F.KERNEL_MODULE_PROBES) >= {"nvme_tcp"}
+
+
+def test_installed_probe_reports_kernel_modules(tmp_path: Path) -> None:
+    """The probe itself, run by sh with stand-ins for /sys/module and modinfo."""
+    from installer import discovery as D
+
+    body = D.PROBES_BY_NAME["installed"].body.replace("/sys/module/", f"{tmp_path}/module/")
+    script = f"fmp_t() {{\n{body}\n}}\nfmp_t\n"
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    modinfo = bindir / "modinfo"
+
+    def probe(modinfo_rc: int | None, loaded: bool) -> frozenset[str] | None:
+        if modinfo_rc is None:
+            modinfo.unlink(missing_ok=True)
+        else:
+            modinfo.write_text(f"#!/bin/sh\nexit {modinfo_rc}\n")
+            modinfo.chmod(0o755)
+        (tmp_path / "module" / "nvme_tcp").mkdir(parents=True, exist_ok=True)
+        if not loaded:
+            (tmp_path / "module" / "nvme_tcp").rmdir()
+        r = subprocess.run(
+            ["/bin/sh", "-c", script],
+            capture_output=True,
+            text=True,
+            env={"PATH": str(bindir)},  # builtins only, and this modinfo or none
+            check=True,
+        )
+        return F.parse_installed(r.stdout)
+
+    assert probe(None, loaded=True) is not None and "kmod:nvme_tcp" in probe(None, loaded=True)
+    assert "kmod:nvme_tcp" in (probe(0, loaded=False) or ())
+    assert "kmod-missing:nvme_tcp" in (probe(1, loaded=False) or ())
+    unknown = probe(None, loaded=False)
+    assert unknown is not None and not {n for n in unknown if "nvme_tcp" in n}
 
 
 # ---------------------------------------------------------------- garbage never raises

@@ -28,7 +28,7 @@ import yaml
 
 from installer.answers import Answers
 from installer.factsio import save_facts
-from installer.hostfacts import HostFacts
+from installer.hostfacts import BlockDevice, HostFacts
 from installer.plan import PlanError, make_plan, plan_text
 from installer.plan_model import Plan
 from installer.profile import load_profile
@@ -41,6 +41,7 @@ from tests.profile_tools import (
     distinct_files,
     files_at,
     generated_secrets,
+    minor_of,
     obsolete_names,
     profile_plan,
     read_doc,
@@ -51,7 +52,10 @@ from tests.profile_tools import (
 PROFILE = "microk8s-openebs"
 EXAMPLE = REPO / "examples" / "microk8s-openebs.yaml"
 GOLDEN = Path(__file__).parent / "golden" / "microk8s-openebs.plan.txt"
-K8S_VERSION = "1.35.0"  # kubernetes-validate schema of the pinned minor
+# kubernetes-validate checks against the MicroK8s track the pinned channel follows
+# (1.35/stable -> 1.35: the snap decides the patch release, so x.y.0 stands for it); its
+# schemas are per minor, and test_kubernetes_manifests_validate asserts it used this one.
+K8S_VERSION = load_profile(PROFILE).spec.versions["microk8s_channel"].split("/")[0] + ".0"
 VIP = "10.30.217.100"
 KUBELET_DIR = "/var/snap/microk8s/common/var/lib/kubelet"
 
@@ -314,6 +318,37 @@ def test_diskpools_only_on_storage_hosts_with_their_disks_wiped(plan: Plan) -> N
     assert "kn3" not in labels.run
 
 
+def test_diskpools_name_the_disk_by_its_stable_id_when_facts_know_it(
+    real_secrets: dict[str, str],
+) -> None:
+    """OpenEBS recommends a device link that survives reboots ("Create DiskPool(s)"): the
+    example says /dev/sdb, discovery knows its by-id links, the pool gets the WWN link."""
+    answers = example_answers()
+    facts = full_facts(answers)
+    sdb = BlockDevice(
+        "sdb",
+        "/dev/sdb",
+        "disk",
+        500 * 2**30,
+        wwn="0x5000c500a1b2c3d0",
+        by_id=("/dev/disk/by-id/ata-DISK_B0", "/dev/disk/by-id/wwn-0x5000c500a1b2c3d0"),
+    )
+    facts["kn0"] = dataclasses.replace(facts["kn0"], disks=(sdb,))
+    # kn1: a disk without any stable name; kn2: no disk facts at all
+    facts["kn1"] = dataclasses.replace(
+        facts["kn1"], disks=(BlockDevice("sdb", "/dev/sdb", "disk", 2**40),)
+    )
+    plan = make(answers, real_secrets, facts=facts)
+    pools = yaml_docs(plan.task("kn0:diskpools").files[0].content)
+    assert {p["spec"]["node"]: p["spec"]["disks"] for p in pools} == {
+        "kn0": ["aio:///dev/disk/by-id/wwn-0x5000c500a1b2c3d0"],
+        "kn1": ["aio:///dev/sdb"],
+        "kn2": ["aio:///dev/sdb"],
+    }
+    # the wipe still names the disk as the answers do (storage.wipe consents to that name)
+    assert plan.task("kn0:storage-disk-wipe").wipes == ("/dev/sdb",)
+
+
 def test_diskpools_match_the_crd(all_plans: list[Plan]) -> None:
     seen = 0
     for _, f in files_at(all_plans, "/openebs-diskpools.yaml"):
@@ -454,6 +489,27 @@ def test_channel_must_match_the_kubernetes_minor(real_secrets: dict[str, str]) -
     assert "channel=1.36/candidate" in p.task("kn0:microk8s-install").run
 
 
+@pytest.mark.parametrize(
+    ("versions", "message"),
+    [
+        (
+            {"kubernetes": "1.35.2"},
+            "versions.kubernetes is '1.35.2', but it must be the MicroK8s track",
+        ),
+        ({"microk8s_channel": "latest/edge"}, "versions.microk8s_channel is 'latest/edge'"),
+    ],
+)
+def test_a_patch_release_or_an_odd_channel_is_refused(
+    versions: dict[str, str], message: str, real_secrets: dict[str, str]
+) -> None:
+    """A patch release here would pin nothing (the snap channel decides it): refused rather
+    than cut to its minor."""
+    doc = example_doc()
+    doc["versions"] = versions
+    with pytest.raises(PlanError, match=re.escape(message)):
+        make(answers_from(doc), real_secrets)
+
+
 def test_no_obsolete_names(all_plans: list[Plan]) -> None:
     assert obsolete_names(all_plans) == []
 
@@ -470,7 +526,8 @@ def test_kubernetes_manifests_validate(all_plans: list[Plan]) -> None:
         for doc in yaml_docs(f.content):
             if doc["apiVersion"].startswith("openebs.io/"):
                 continue  # a CRD without an upstream schema: test_diskpools_match_the_crd
-            kv.validate(doc, K8S_VERSION, strict=True)
+            used = kv.validate(doc, K8S_VERSION, strict=True)
+            assert used == minor_of(K8S_VERSION), (used, K8S_VERSION)
             kinds[doc["kind"]] = kinds.get(doc["kind"], 0) + 1
     assert set(kinds) == {"StorageClass", "Service", "PersistentVolumeClaim"}, kinds
 

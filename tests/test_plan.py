@@ -315,3 +315,47 @@ def test_stream_redaction_across_chunks(tmp_path: Path) -> None:
 def test_profile_text_dedent() -> None:
     # The test profile above is what docs/PROFILES.md describes; keep it loadable as written.
     assert textwrap.dedent(PROFILE) == PROFILE
+
+
+# --------------------------------------------------------------------------- version formats
+
+FORMATS = """\
+version_formats:
+  kubernetes: {pattern: '\\d+\\.\\d+\\.\\d+', example: "1.35.9", means: an exact patch release}
+"""
+
+
+def test_version_formats_refuse_an_override_of_the_wrong_form(tmp_path: Path) -> None:
+    text = PROFILE.replace(
+        'versions: {kubernetes: "1.35"}\n', 'versions: {kubernetes: "1.35.9"}\n' + FORMATS
+    )
+    p = profile(tmp_path, text)
+    assert p.spec.versions == {"kubernetes": "1.35.9"}
+    make_plan(answers(), p, secrets=SECRETS)  # the default fits
+    bare = answers(ANSWERS + 'versions: {kubernetes: "1.35"}\n')
+    with pytest.raises(PlanError) as exc:
+        make_plan(bare, p, secrets=SECRETS)
+    assert str(exc.value) == (
+        "versions.kubernetes is '1.35', but it must be an exact patch release, e.g. 1.35.9"
+    )
+    assert p.spec.version_errors({"kubernetes": "1.36.0", "etcd": "x"}) == {}  # no format: any
+
+
+def test_version_formats_hold_for_the_profiles_own_default(tmp_path: Path) -> None:
+    from installer.profile import ProfileError
+
+    with pytest.raises(
+        ProfileError, match=r"the profile's own default: versions\.kubernetes is '1\.35'"
+    ):
+        profile(
+            tmp_path,
+            PROFILE.replace("storage_backend: none\n", FORMATS + "storage_backend: none\n"),
+        )
+    unknown = FORMATS.replace("  kubernetes:", "  etcd:")
+    with pytest.raises(
+        ProfileError, match=r"version_formats\.etcd: the profile pins no version 'etcd'"
+    ):
+        profile(
+            tmp_path,
+            PROFILE.replace("storage_backend: none\n", unknown + "storage_backend: none\n"),
+        )

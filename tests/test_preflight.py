@@ -116,7 +116,7 @@ def good_facts(i: int, **kw: Any) -> HostFacts:
         firewall=Firewall(False),
         virtualization="kvm",
         sudo_ok=True,
-        installed=frozenset(),
+        installed=frozenset({"kmod:nvme_tcp"}),
     )
     return replace(base, **kw)
 
@@ -261,8 +261,11 @@ def test_real_profiles_pass_good_hosts(profile: str) -> None:
     assert not_pass == []
     assert not report.failed
     assert report.hosts == ("kn0", "kn1", "kn2")
-    # every host check gave one finding per host; vip-free gave the cluster one
-    assert set(report.checks()) == set(check_ids()) - {"storage-disk"}
+    # every host check gave one finding per host; vip-free gave the cluster one. Huge pages
+    # and kernel modules only where a role of the host asks for them (no storage role here).
+    asks = {"microk8s-openebs": {"kernel-modules"}}.get(profile, set())
+    not_asked = {"storage-disk", "hugepages", "kernel-modules"} - asks
+    assert set(report.checks()) == set(check_ids()) - not_asked
     assert cell(report, "kn0", "reachable").message.startswith("kn0: discovered (Ubuntu 24.04.3")
 
 
@@ -1150,6 +1153,101 @@ def test_real_profiles_carry_the_runbook_requirements() -> None:
         make_answers(roles=[["control-plane"]] * 3), facts_with({0: {"cpu": Cpu(1)}}), meta=kubeadm
     )
     assert "below the 2" in cell(report, "kn0", "cpu-count").message
+
+
+# --------------------------------------------------------------------------- huge pages, modules
+
+STORAGE = ["storage"]
+MK8S_STORAGE_ROLES = [["control-plane"], ["control-plane"], ["control-plane"], STORAGE]
+
+
+def _mk8s(facts_changes: dict[int, dict[str, Any]]) -> PreflightReport:
+    """The real microk8s-openebs requirements; kn3 holds only the storage role."""
+    answers = make_answers(4, profile="microk8s-openebs", roles=MK8S_STORAGE_ROLES)
+    return run(answers, facts_with(facts_changes, n=4), meta=load_profile_meta("microk8s-openebs"))
+
+
+@pytest.mark.parametrize(
+    ("memory", "status", "text"),
+    [
+        # storage: 4096 MB, plus 2048 MiB of huge pages = 6 GiB
+        (
+            Memory(6 * GiB),
+            "pass",
+            "kn3: 6.0 GiB of memory holds 2.0 GiB of huge pages (1024 x 2 MiB) for role storage "
+            "besides the 4.0 GiB the role needs",
+        ),
+        (Memory(int(5.8 * GiB)), "warn", "a little below 2.0 GiB of huge pages (1024 x 2 MiB)"),
+        (
+            Memory(5 * GiB),
+            "fail",
+            "kn3: 5.0 GiB of memory cannot hold 2.0 GiB of huge pages (1024 x 2 MiB) for role "
+            "storage on top of the 4.0 GiB the role needs: 6.0 GiB in all "
+            "(profile microk8s-openebs)",
+        ),
+        # already reserved (HugePages_Total 1024 of 2 MiB): nothing left to reserve
+        (Memory(5 * GiB, None, 1024, 2 * 2**20), "pass", "2.0 GiB of huge pages reserved"),
+        (Memory(5 * GiB, None, 512, 2 * 2**20), "fail", "cannot hold"),
+        (
+            Memory(64 * GiB, None, 0, GiB),
+            "fail",
+            "the default huge page size is 1.0 GiB",
+        ),
+    ],
+)
+def test_hugepages_fit_in_memory_beside_the_roles_memory(
+    memory: Memory, status: str, text: str
+) -> None:
+    f = cell(_mk8s({3: {"memory": memory}}), "kn3", "hugepages")
+    assert f.status == status, f
+    assert text in f.message, f.message
+    if status != "pass":
+        assert "default_hugepagesz=2M" in f.fix or "give kn3 at least 6.0 GiB" in f.fix, f.fix
+
+
+def test_hugepages_only_where_a_role_asks_for_them() -> None:
+    report = _mk8s({})
+    assert [f.host for f in report.column("hugepages")] == ["kn3"]
+    assert report.cell("kn0", "hugepages") is None  # managers reserve none
+    kubeadm = run(make_answers(), facts_with({}), meta=load_profile_meta("kubeadm-etcd"))
+    assert "hugepages" not in kubeadm.checks() and "kernel-modules" not in kubeadm.checks()
+
+
+def test_hugepages_unknown_memory_warns() -> None:
+    f = cell(_mk8s({3: {"memory": None}}), "kn3", "hugepages")
+    assert f.status == "warn" and f.message.startswith("kn3: could not check huge pages")
+
+
+@pytest.mark.parametrize(
+    ("installed", "status", "text"),
+    [
+        (frozenset({"kmod:nvme_tcp"}), "pass", "kernel module nvme_tcp available"),
+        (
+            frozenset({"kmod-missing:nvme_tcp"}),
+            "fail",
+            "kn3: kernel 6.8.0-86-generic has no module nvme_tcp (modinfo does not find it), "
+            "needed by role storage (profile microk8s-openebs)",
+        ),
+        (frozenset(), "warn", "could not check kernel module nvme_tcp"),
+        (None, "warn", "could not check kernel modules"),
+    ],
+)
+def test_kernel_modules(installed: frozenset[str] | None, status: str, text: str) -> None:
+    f = cell(_mk8s({3: {"installed": installed}}), "kn3", "kernel-modules")
+    assert f.status == status, f
+    assert text in f.message, f.message
+    if status == "fail":
+        assert f.fix == (
+            "install the running kernel's extra modules, then load them: sudo apt-get install "
+            "linux-modules-extra-$(uname -r) && sudo modprobe nvme_tcp"
+        )
+
+
+def test_kernel_module_fix_off_ubuntu_names_no_ubuntu_package() -> None:
+    changes = {"installed": frozenset({"kmod-missing:nvme_tcp"}), "os": OsRelease("debian", "12")}
+    f = cell(_mk8s({0: changes}), "kn0", "kernel-modules")
+    assert f.status == "fail" and "role control-plane" in f.message
+    assert "linux-modules-extra" not in f.fix and "sudo modprobe nvme_tcp" in f.fix
 
 
 def test_profile_os_list_restricts_the_family_and_keeps_the_version_policy() -> None:

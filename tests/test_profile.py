@@ -284,3 +284,37 @@ def test_kubeadm_profile_loads_whole() -> None:
     p = load_profile("kubeadm-etcd")
     assert p.meta == load_profile_meta("kubeadm-etcd")
     assert {s.kind for s in p.spec.secrets} == {"ca", "password"}
+
+
+def test_requirements_hugepages_and_kernel_modules(tmp_path: Path) -> None:
+    extra_roles = HEAD.replace(
+        "  worker: {}\n",
+        "  worker:\n    requires: {hugepages_mib: 2048, kernel_modules: [nvme-tcp]}\n",
+    )
+    d = tmp_path / "ok"
+    (d / "templates").mkdir(parents=True)
+    (d / "profile.yaml").write_text(extra_roles + "steps: []\n")
+    req = load_profile_from(d).meta.roles["worker"].requires
+    assert (req.hugepages_mib, req.kernel_modules) == (2048, ("nvme_tcp",))  # '-' as modprobe
+    for bad, message in (
+        ("{kernel_modules: [zfs]}", "discovery does not probe kernel module zfs"),
+        ("{hugepages_mib: 1025}", "not a whole number of 2 MiB huge pages"),
+        ("{hugepages_mib: -2}", "greater than or equal to 0"),
+    ):
+        (d / "profile.yaml").write_text(
+            HEAD.replace("  worker: {}\n", f"  worker:\n    requires: {bad}\n") + "steps: []\n"
+        )
+        text = error_of(d)
+        assert message in text and "profile.yaml:9" in text, text
+
+
+def test_microk8s_storage_role_asks_for_what_its_steps_set_up() -> None:
+    """requires.hugepages_mib is the hugepages step's vm.nr_hugepages (2 MiB pages), and
+    every node that loads nvme_tcp (the kernel-modules step, on all) requires it."""
+    p = load_profile("microk8s-openebs")
+    sysctl = (p.directory / "templates" / "sysctl-hugepages.conf.j2").read_text()
+    pages = int(re.search(r"^vm\.nr_hugepages = (\d+)$", sysctl, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    assert p.meta.roles["storage"].requires.hugepages_mib == pages * 2
+    assert {
+        r for r, rule in p.meta.roles.items() if "nvme_tcp" in rule.requires.kernel_modules
+    } == set(p.meta.roles)

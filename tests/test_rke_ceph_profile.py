@@ -24,7 +24,7 @@ import yaml
 
 from installer.answers import Answers
 from installer.factsio import save_facts
-from installer.plan import make_plan, plan_text
+from installer.plan import PlanError, make_plan, plan_text
 from installer.plan_model import Plan
 from installer.profile import load_profile
 from installer.secrets import redactor_for
@@ -37,6 +37,7 @@ from tests.profile_tools import (
     files_at,
     generated_secrets,
     host_interface,
+    minor_of,
     obsolete_names,
     profile_plan,
     read_doc,
@@ -47,7 +48,10 @@ from tests.profile_tools import (
 PROFILE = "rke-ceph"
 EXAMPLE = REPO / "examples" / "rke-ceph.yaml"
 GOLDEN = Path(__file__).parent / "golden" / "rke-ceph.plan.txt"
-K8S_VERSION = "1.35.0"  # kubernetes-validate schema of the pinned minor
+# kubernetes-validate checks against the Kubernetes release the pinned RKE2 ships
+# (v1.35.7+rke2r1 -> 1.35.7); its schemas are per minor (it uses v1.35.0's, which
+# test_kubernetes_manifests_validate asserts is the pinned minor itself).
+K8S_VERSION = re.sub(r"^v|\+rke2r\d+$", "", load_profile(PROFILE).spec.versions["rke2"])
 VIP = "10.30.217.100"
 
 # Fixed stand-ins, so that the golden plan does not change from run to run.
@@ -271,6 +275,35 @@ def test_every_step_is_rerunnable(all_plans: list[Plan]) -> None:
             assert (t.check is None) == (t.step in no_check), t.id
 
 
+@pytest.mark.parametrize(
+    ("versions", "message"),
+    [
+        (
+            {"kubernetes": "1.35.2"},
+            "versions.kubernetes is '1.35.2', but it must be the Kubernetes minor",
+        ),
+        ({"rke2": "1.35.7"}, "versions.rke2 is '1.35.7', but it must be an exact RKE2 release"),
+        (
+            {"kubernetes": "1.36"},
+            "versions.rke2 v1.35.7+rke2r1 is not a release of Kubernetes 1.36",
+        ),
+    ],
+)
+def test_versions_must_be_exact_and_agree(
+    versions: dict[str, str], message: str, real_secrets: dict[str, str]
+) -> None:
+    """versions.rke2 pins the patch release; versions.kubernetes is only its minor."""
+    doc = example_doc()
+    doc["versions"] = versions
+    with pytest.raises(PlanError, match=re.escape(message)):
+        make(answers_from(doc), real_secrets)
+    doc["versions"] = {"kubernetes": "1.36", "rke2": "v1.36.1+rke2r1"}
+    assert (
+        "INSTALL_RKE2_VERSION=v1.36.1+rke2r1"
+        in make(answers_from(doc), real_secrets).task("kn0:rke2-install").run
+    )
+
+
 def test_rke1_is_legacy_and_warned(plan: Plan, rke1_plan: Plan) -> None:
     assert not [t for t in rke1_plan.tasks if t.step.startswith("rke2-")]
     assert steps_on(rke1_plan, "rke1-up") == ["kn0"]
@@ -423,7 +456,8 @@ def test_kubernetes_manifests_validate(all_plans: list[Plan]) -> None:
             for doc in yaml.safe_load_all(f.content):
                 # Every manifest is a core object with an upstream schema (ConfigMap, Secret,
                 # StorageClass, PersistentVolumeClaim): nothing is skipped.
-                kv.validate(doc, K8S_VERSION, strict=True)
+                used = kv.validate(doc, K8S_VERSION, strict=True)
+                assert used == minor_of(K8S_VERSION), (used, K8S_VERSION)
                 checked.add(doc["kind"])
     assert checked == {"ConfigMap", "Secret", "StorageClass", "PersistentVolumeClaim"}
 
@@ -876,13 +910,15 @@ def test_golden_plan_txt() -> None:
     check_golden(GOLDEN, text)
 
 
-def test_no_obsolete_names(plan: Plan, variant_plans: dict[str, Plan]) -> None:
-    # The legacy flavour (RKE1) may install docker-ce: its plans are left out.
-    plans = [p for p in (plan, *variant_plans.values()) if not any(
-        t.step.startswith("rke1-") for t in p.tasks
-    )]  # fmt: skip
-    assert len(plans) >= 3
-    assert obsolete_names(plans) == []
+def test_no_obsolete_names(plan: Plan, rke1_plan: Plan, variant_plans: dict[str, Plan]) -> None:
+    plans = [plan, rke1_plan, *variant_plans.values()]
+    rke1 = [p for p in plans if any(t.step.startswith("rke1-") for t in p.tasks)]
+    rke2 = [p for p in plans if p not in rke1]
+    assert len(rke2) >= 3 and len(rke1) >= 2
+    assert obsolete_names(rke2) == []
+    # The legacy flavour (RKE1) runs on Docker: docker-ce is the one name it may render.
+    assert obsolete_names(rke1, allow=["docker-ce"]) == []
+    assert any("docker-ce" in t.run for p in rke1 for t in p.tasks)
 
 
 def test_fmp_install_plan_command(tmp_path: Path) -> None:

@@ -41,6 +41,9 @@ from installer.facts.network import (
 from installer.facts.system import (
     INSTALLED_BINARIES,
     INSTALLED_PATHS,
+    KERNEL_MODULE_PROBES,
+    KMOD_AVAILABLE,
+    KMOD_MISSING,
     parse_cgroup_fs,
     parse_cpuinfo,
     parse_epoch,
@@ -72,7 +75,10 @@ from installer.facts.timesync import (
 __all__ = [
     "INSTALLED_BINARIES",
     "INSTALLED_PATHS",
+    "KERNEL_MODULE_PROBES",
     "KIB",
+    "KMOD_AVAILABLE",
+    "KMOD_MISSING",
     "DefaultRoute",
     "TimedatectlState",
     "combine_firewall",

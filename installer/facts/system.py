@@ -302,10 +302,26 @@ INSTALLED_PATHS = {
 }
 
 
-def parse_installed(text: str) -> frozenset[str] | None:
-    """The script's ``bin NAME`` / ``path PATH`` probe lines → installed piece names.
+# Kernel modules whose availability discovery probes (a profile may require only these).
+# Each one not loaded costs a host one `modinfo` fork at discovery.
+KERNEL_MODULE_PROBES: tuple[str, ...] = (
+    "nvme_tcp",  # OpenEBS replicated storage: volumes are attached over NVMe-oF TCP
+)
+# The ``installed`` names of a probed module: available (loaded, built in, or modinfo
+# finds it for the running kernel), or known to be missing. Neither: not known.
+KMOD_AVAILABLE = "kmod:"
+KMOD_MISSING = "kmod-missing:"
+_KMOD_STATES = {"loaded": KMOD_AVAILABLE, "available": KMOD_AVAILABLE, "missing": KMOD_MISSING}
 
-    Needs the closing ``done`` line, so a cut-off probe is unknown, not "nothing".
+
+def parse_installed(text: str) -> frozenset[str] | None:
+    """The script's ``bin NAME`` / ``path PATH`` / ``kmod NAME STATE`` probe lines →
+    installed piece names.
+
+    A kernel module of ``KERNEL_MODULE_PROBES`` becomes ``kmod:NAME`` (loaded or
+    loadable) or ``kmod-missing:NAME`` (``modinfo`` does not find it); ``unknown``
+    (no ``modinfo`` on the host) adds neither. Needs the closing ``done`` line, so a
+    cut-off probe is unknown, not "nothing".
     """
     names: set[str] = set()
     finished = False
@@ -315,6 +331,10 @@ def parse_installed(text: str) -> frozenset[str] | None:
             names.add(INSTALLED_BINARIES[value])
         elif kind == "path" and value in INSTALLED_PATHS:
             names.add(INSTALLED_PATHS[value])
+        elif kind == "kmod":
+            module, _, state = value.partition(" ")
+            if module in KERNEL_MODULE_PROBES and state in _KMOD_STATES:
+                names.add(_KMOD_STATES[state] + module)
         elif kind == "done":
             finished = True
     return frozenset(names) if finished else None

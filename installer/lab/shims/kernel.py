@@ -79,6 +79,56 @@ def rmmod(args: list[str]) -> int:
     return 0
 
 
+# Where the known modules live under /lib/modules/<kernel>/ (the rest: kernel/<name>.ko).
+_MODULE_FILES = {
+    "nvme_tcp": "kernel/drivers/nvme/host/nvme-tcp.ko",
+    "nvme_fabrics": "kernel/drivers/nvme/host/nvme-fabrics.ko",
+    "nvme_core": "kernel/drivers/nvme/host/nvme-core.ko",
+    "br_netfilter": "kernel/net/bridge/br_netfilter.ko",
+    "overlay": "kernel/fs/overlayfs/overlay.ko",
+    "rbd": "kernel/drivers/block/rbd.ko",
+    "dm_snapshot": "kernel/drivers/md/dm-snapshot.ko",
+    "iscsi_tcp": "kernel/drivers/scsi/iscsi_tcp.ko",
+}
+
+
+def modinfo(args: list[str]) -> int:
+    """kmod's modinfo for the known modules: ``-n`` (the file), ``-F FIELD``, or every field.
+
+    The file is under the node's kernel (the spec's), never the host's real one.
+    """
+    field = base.opt(args, "-F", "--field")
+    kernel = base.opt(args, "-k") or str(base.facts().get("kernel"))
+    skip = {field, base.opt(args, "-k")}
+    names = [a for a in args if not a.startswith("-") and a not in skip]
+    if "-n" in args or "--filename" in args:
+        field = "filename"
+    if not names:
+        err("modinfo: ERROR: missing module or filename.")
+        return 1
+    rc = 0
+    for raw in names:
+        name = raw.replace("-", "_")
+        if name not in KNOWN_MODULES:
+            err(f"modinfo: ERROR: Module {raw} not found.")
+            rc = 1
+            continue
+        rel = _MODULE_FILES.get(name, f"kernel/{name.replace('_', '-')}.ko")
+        info = {
+            "filename": f"/lib/modules/{kernel}/{rel}",
+            "license": "GPL",
+            "name": name,
+            "vermagic": f"{kernel} SMP mod_unload modversions ",
+        }
+        if field is not None:
+            if field.lower() in info:
+                out(info[field.lower()])
+            continue
+        for key, value in info.items():
+            out(f"{key + ':':<16}{value}")
+    return rc
+
+
 def lsmod(args: list[str]) -> int:
     out("Module                  Size  Used by")
     for m in loaded_modules():

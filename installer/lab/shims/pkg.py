@@ -16,7 +16,7 @@ from installer.lab.shims import base
 from installer.lab.shims.base import err, out
 from installer.lab.shims.registry import PACKAGE_BINARIES
 
-K8S_PATCHES = (0, 1, 2)
+K8S_PATCHES = tuple(range(10))  # 1.X.0 to 1.X.9 for every minor (1.35.9: kubernetes.io/releases)
 # name -> what installing it does. repo: which third-party repository must be
 # configured (and fetched by apt-get update) first.
 PACKAGES: dict[str, dict[str, Any]] = {

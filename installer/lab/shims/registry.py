@@ -17,8 +17,8 @@ TOOLS: dict[str, str] = {
     **dict.fromkeys(
         ["hostnamectl", "timedatectl", "systemd-detect-virt", "chronyc", "ntpq", "uname", "nproc",
          "sudo"], "host"),
-    **dict.fromkeys(["modprobe", "lsmod", "rmmod", "insmod", "sysctl", "swapoff", "swapon"],
-                    "kernel"),
+    **dict.fromkeys(["modprobe", "lsmod", "rmmod", "insmod", "modinfo", "sysctl", "swapoff",
+                     "swapon"], "kernel"),
     **dict.fromkeys(
         ["pvcreate", "pvs", "pvremove", "vgcreate", "vgextend", "vgs", "vgremove", "lvcreate",
          "lvs", "lvremove", "lvextend"], "lvm"),
@@ -46,8 +46,9 @@ ALWAYS = tuple(
 # answers even when they are called by absolute path.
 OVERRIDE_HOST = (
     "sudo", "systemctl", "reboot", "shutdown", "poweroff", "halt", "swapoff", "swapon", "sysctl",
-    "modprobe", "rmmod", "insmod", "ip", "iptables", "ip6tables", "nft", "ufw", "apt-get", "apt",
-    "dpkg", "snap", "curl", "wget", "lsblk", "hostnamectl", "timedatectl", "uname", "nproc",
+    "modprobe", "rmmod", "insmod", "modinfo", "ip", "iptables", "ip6tables", "nft", "ufw",
+    "apt-get", "apt", "dpkg", "snap", "curl", "wget", "lsblk", "hostnamectl", "timedatectl",
+    "uname", "nproc",
     "pvcreate", "vgcreate", "lvcreate", "pvremove", "vgremove", "lvremove", "vgs", "pvs", "lvs",
     "wipefs", "sgdisk", "df",
 )  # fmt: skip
