@@ -186,6 +186,10 @@ def _check_versions(versions: Mapping[str, str], meta: ProfileMeta) -> list[Prob
                     f"profile {meta.name} has no version '{key}' (it pins: {', '.join(meta.versions)})",
                 )
             )
+    problems += [
+        Problem.at(("versions", key), message)
+        for key, message in meta.version_errors(versions).items()
+    ]
     return problems
 
 

@@ -175,4 +175,4 @@ class Context:
         return tuple(out)
 
     def version(self, key: str) -> str | None:
-        return self.answers.versions.get(key) or self.meta.versions.get(key)
+        return self.meta.version(key, self.answers.versions.get(key))

@@ -98,12 +98,12 @@ class VersionFormat(_Strict):
             raise ValueError(f"'{value}' is not a valid regular expression: {exc}") from None
         return value
 
-    def problem(self, key: str, value: str) -> str | None:
+    def problem(self, value: str) -> str | None:
         """Why ``value`` does not fit, or None when it does."""
         if re.fullmatch(self.pattern, value):
             return None
         must = self.means or f"of the form {self.pattern}"
-        return f"versions.{key} is '{value}', but it must be {must}, e.g. {self.example}"
+        return f"'{value}' does not fit: it must be {must}, e.g. {self.example}"
 
 
 class ProfileMeta(_Strict):
@@ -124,16 +124,40 @@ class ProfileMeta(_Strict):
         for key, fmt in self.version_formats.items():
             if key not in self.versions:
                 raise ValueError(f"version_formats.{key}: the profile pins no version '{key}'")
-            if (problem := fmt.problem(key, self.versions[key])) is not None:
-                raise ValueError(f"the profile's own default: {problem}")
+            if (problem := fmt.problem(self.versions[key])) is not None:
+                raise ValueError(f"the profile's own default versions.{key}: {problem}")
         return self
+
+    def version(self, key: str, override: str | None = None) -> str | None:
+        """The version pinned for ``key``: the profile's default, or the answers' override.
+
+        An override of the wrong form that is the prefix of the default (``1.35`` where
+        the profile pins ``1.35.9``) names the default: it is the pinned release.
+        """
+        default = self.versions.get(key)
+        if override is None:
+            return default
+        fmt = self.version_formats.get(key)
+        if (
+            fmt is not None
+            and default is not None
+            and default.startswith(override + ".")
+            and fmt.problem(override) is not None
+        ):
+            return default
+        return override
+
+    def effective_versions(self, overrides: Mapping[str, str]) -> dict[str, str]:
+        """Every pinned version, the answers' overrides applied (see ``version``)."""
+        return {**self.versions, **{k: self.version(k, v) or v for k, v in overrides.items()}}
 
     def version_errors(self, overrides: Mapping[str, str]) -> dict[str, str]:
         """key -> why an answers ``versions`` override does not have the form it needs."""
         out: dict[str, str] = {}
         for key, value in overrides.items():
             fmt = self.version_formats.get(key)
-            if fmt is not None and (problem := fmt.problem(key, value)) is not None:
+            pinned = self.version(key, value) or value
+            if fmt is not None and (problem := fmt.problem(pinned)) is not None:
                 out[key] = problem
         return out
 

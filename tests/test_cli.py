@@ -144,3 +144,17 @@ def test_committed_schema_is_up_to_date(capsys: pytest.CaptureFixture[str]) -> N
         first = path.read_text().splitlines()[0]
         assert first == "# yaml-language-server: $schema=../answers.schema.json", path
         assert (path.parent / first.split("=", 1)[1]).resolve() == committed.resolve()
+
+
+def test_validate_refuses_a_version_the_profile_cannot_pin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bare minor other than the pinned release's, where kubeadm-etcd pins a patch
+    release, is caught by validate, not only when the plan is made, at its line."""
+    bad = tmp_path / "answers.yaml"
+    text = (EXAMPLES / "answers.yaml").read_text()
+    bad.write_text(text.replace('kubernetes: "1.35.9"', 'kubernetes: "1.34"'))
+    line = bad.read_text().splitlines().index('  kubernetes: "1.34"') + 1
+    assert main(["validate", "--answers", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:{line}:15: versions.kubernetes: '1.34' does not fit: it must be" in err

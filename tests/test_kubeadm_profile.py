@@ -59,14 +59,7 @@ FAKE_SECRETS = {
 
 
 def example_answers() -> Answers:
-    answers = answers_file(REPO / "examples" / "answers.yaml")
-    # examples/answers.yaml still pins kubernetes "1.35", a bare minor that kubeadm-etcd now
-    # refuses (test_a_bare_minor_is_refused): plan it with the profile's own pin until the
-    # example names a patch release.
-    if answers.versions.get("kubernetes") == "1.35":
-        versions = {k: v for k, v in answers.versions.items() if k != "kubernetes"}
-        answers = answers.model_copy(update={"versions": versions})
-    return answers
+    return answers_file(REPO / "examples" / "answers.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -230,15 +223,24 @@ def test_kubernetes_is_pinned_to_a_patch_release(plan: Plan) -> None:
     assert f"https://pkgs.k8s.io/core:/stable:/v{minor}/deb/Release.key" in repo.run
 
 
-@pytest.mark.parametrize("version", ["1.35", "v1.35.9", "1.35.9-1.1", "stable-1.35"])
+@pytest.mark.parametrize("version", ["1.34", "v1.35.9", "1.35.9-1.1", "stable-1.35"])
 def test_a_bare_minor_is_refused(version: str, real_secrets: dict[str, str]) -> None:
     answers = example_answers().model_copy(update={"versions": {"kubernetes": version}})
     with pytest.raises(PlanError) as exc:
         profile_plan("kubeadm-etcd", answers, real_secrets)
     assert str(exc.value).startswith(
-        f"versions.kubernetes is '{version}', but it must be an exact Kubernetes patch release"
+        f"versions.kubernetes: '{version}' does not fit: it must be an exact Kubernetes patch release"
     )
     assert "e.g. 1.35.9" in str(exc.value)
+
+
+def test_the_pinned_minor_names_the_pinned_release(real_secrets: dict[str, str]) -> None:
+    # DESIGN.md's example answers say kubernetes: "1.35": that is the release the profile pins.
+    answers = example_answers().model_copy(update={"versions": {"kubernetes": "1.35"}})
+    p = profile_plan("kubeadm-etcd", answers, real_secrets)
+    assert "version='1.35.9-*'" in p.task("kn0:k8s-packages").run
+    init = next(f for t, f in files_named(p, "/kubeadm/init.yaml"))
+    assert "\nkubernetesVersion: v1.35.9\n" in init.content
 
 
 def test_an_override_with_a_patch_release_is_used_whole(real_secrets: dict[str, str]) -> None:
