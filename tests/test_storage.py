@@ -210,7 +210,7 @@ def test_lsblk_fixture_captured_vm() -> None:
     assert "system-disk" in codes(got["vda"].reasons)
 
 
-# Hand-made `lsblk -J -b -O` outputs (tests/fixtures/lsblk-json/HANDMADE.md), parsed the way
+# Hand-made `lsblk -J -b -O` outputs (tests/fixtures/lsblk-json/SOURCES.md, "Hand-made"), parsed the way
 # discovery parses a host's raw output, together with the other probes the rules read.
 
 
