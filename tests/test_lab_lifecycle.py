@@ -233,20 +233,18 @@ def _check_replayed_ip(lab: Lab, n: str, address: str) -> None:
 
 
 def test_user_namespace_mode(tmp_path: Path) -> None:
-    """``userns: true`` (from old specs) still loads; every node has a user namespace anyway,
-    which maps the caller to root inside the node."""
+    """Every node has a user namespace of its own, which maps the caller to root inside
+    the node."""
     root = tmp_path / "D"
     lab = start_lab(
         root,
         {
             "base_address": "127.77.6.11",
             "vip": "127.77.6.100",
-            "userns": True,
             "nodes": [{"name": "u"}],
         },
     )
     try:
-        assert json.loads((root / "lab.json").read_text())["userns"] is True
         assert lab.ok("u", "id -u; hostname; echo x > /etc/u-only; cat /etc/u-only") == "0\nu\nx\n"
         node_userns = lab.ok("u", "stat -L -c %i /proc/self/ns/user").strip()
         assert int(node_userns) != os.stat("/proc/self/ns/user").st_ino

@@ -103,7 +103,6 @@ def _config(spec: LabSpec, nodes: list[ResolvedNode], profile: str) -> dict[str,
         "api_port": 8443,
         "profile": profile,
         "reboot_seconds": spec.reboot_seconds,
-        "userns": spec.userns,
         "nodes": [n.model_dump(mode="json") for n in nodes],
         "faults": [f.model_dump(mode="json") for f in spec.faults],
         "durations": [d.model_dump(mode="json") for d in spec.durations],
@@ -146,8 +145,7 @@ def up(
     except SpecError as exc:
         raise LabError(str(exc)) from None
     profile = profile or answers_gen.DEFAULT_PROFILE
-    userns = namespaces.use_userns(spec.userns)
-    why = asyncio.run(namespaces.probe(userns))
+    why = asyncio.run(namespaces.probe())
     if why is not None:
         if shutil.which("nsenter") is None:
             hint = "install util-linux (it provides nsenter)"
@@ -260,9 +258,7 @@ def status(root: Path) -> int:
     if not pid_alive(pid) or st is None:
         print(f"no lab runs in {paths.root}")
         return 1
-    print(
-        f"lab in {paths.root}: {st.get('state')} (pid {pid}, {'user namespace' if st.get('userns') else 'root'})"
-    )
+    print(f"lab in {paths.root}: {st.get('state')} (pid {pid})")
     _print_nodes(paths, st)
     return 0
 

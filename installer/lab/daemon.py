@@ -27,7 +27,6 @@ from installer.lab.namespaces import (
     SandboxError,
     build_plan,
     installed_packages,
-    use_userns,
 )
 from installer.lab.seed import prepare_boot
 from installer.lab.server import NodeServer
@@ -52,7 +51,7 @@ class NodeRuntime:
         self.node = node
         self.name: str = node["name"]
         self.paths = lab.paths.node(self.name)
-        self.sandbox = Sandbox(self.name, lab.userns)
+        self.sandbox = Sandbox(self.name)
         self.server: NodeServer | None = None
         self.state = "down"
 
@@ -62,7 +61,7 @@ class NodeRuntime:
         self._forget_vip()
         plan = build_plan(
             self.lab.paths, self.node, installed_packages(self.paths),
-            self.lab.faults.fills(self.name), self.lab.userns,
+            self.lab.faults.fills(self.name),
         )  # fmt: skip
         await self.sandbox.start(plan)
         await self._boot_hook()
@@ -125,7 +124,6 @@ class Lab:
         self.paths = LabPaths(root)
         config = json.loads(self.paths.config.read_text(encoding="utf-8"))
         self.config = config
-        self.userns = use_userns(config.get("userns"))
         self.reboot_seconds = float(config.get("reboot_seconds", 3.0))
         self.faults = Faults(
             [FaultSpec.model_validate(f) for f in config.get("faults", [])],
@@ -143,7 +141,6 @@ class Lab:
             self.paths,
             {
                 "pid": os.getpid(), "state": self.state, "error": self.error,
-                "userns": self.userns,
                 "nodes": {
                     name: {"address": rt.node["address"], "port": rt.node["port"], "state": rt.state,
                            "init_pid": rt.sandbox.pid,

@@ -39,16 +39,6 @@ class SandboxError(Exception):
 PROC_READONLY = ("bus", "fs", "irq", "acpi", "driver", "scsi", "asound")
 
 
-def use_userns(setting: bool | None) -> bool:
-    """Always True: every node runs in a user namespace of its own, as root too.
-
-    The spec's ``userns`` is accepted for old specs and ignored. Without a user namespace,
-    root in a node would keep the machine's capabilities (its clock, network, modules).
-    """
-    del setting
-    return True
-
-
 def host_binary(name: str) -> str | None:
     for d in HOST_BIN_DIRS:
         p = Path(d) / name
@@ -117,7 +107,6 @@ def build_plan(
     node: dict[str, Any],
     installed: set[str],
     fill: list[tuple[str, int]],
-    userns: bool,
 ) -> dict[str, Any]:
     np = paths.node(node["name"])
     facts = node["facts"]
@@ -242,7 +231,6 @@ def build_plan(
         layer.mkdir(parents=True, exist_ok=True)
     return {
         "hostname": node["name"],
-        "userns": userns,
         "readonly_host": True,
         # The node's own /usr layer: host /usr below, the node's changes (and whiteouts) above.
         "overlay": {
@@ -266,9 +254,8 @@ def _env() -> dict[str, str]:
 class Sandbox:
     """One running node: its init's host PID and the launcher waiting on it."""
 
-    def __init__(self, name: str, userns: bool) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
-        self.userns = userns
         self.pid: int | None = None
         self.launcher: asyncio.subprocess.Process | None = None
 
@@ -324,13 +311,13 @@ class Sandbox:
         self.launcher = None
 
 
-async def probe(userns: bool) -> str | None:
+async def probe() -> str | None:
     """None when a node's namespaces can be created and entered here, else what failed."""
     nsenter = shutil.which("nsenter")
     if nsenter is None:
         return "nsenter (util-linux), which runs every command inside a node, is not installed"
-    box = Sandbox("probe", userns)
-    plan = {"hostname": "probe", "userns": userns, "readonly_host": False,
+    box = Sandbox("probe")
+    plan = {"hostname": "probe", "readonly_host": False,
             "steps": [{"op": "proc", "target": "/proc"}], "chdir": "/"}  # fmt: skip
     try:
         await box.start(plan)

@@ -243,7 +243,6 @@ class LabSpec(_Model):
     vip: str = DEFAULT_VIP
     ssh_port: int = Field(default=DEFAULT_SSH_PORT, ge=1, le=65535)
     reboot_seconds: float = Field(default=3.0, ge=0)
-    userns: bool | None = None  # None: a user namespace only when not root
     defaults: dict[str, Any] = Field(default_factory=dict)
     nodes: list[NodeSpec] = Field(default_factory=list)
     faults: list[FaultSpec] = Field(default_factory=list)
