@@ -190,6 +190,7 @@ def build(nodes: int, rate: int, seconds: float) -> tuple[Any, Any, Any]:
             needs=(),
             run=f"stream-lines {total} #task:{h.label}:{STREAM_STEP}",
             input_hash=f"h-{h.label}",
+            timeout=seconds * 2 + 60,  # a long run must not time its own tasks out
         )
         for h in hosts
     )

@@ -56,6 +56,7 @@ class HostSessions:
         self._host_mutex: dict[str, asyncio.Lock] = {}
         self._locks: dict[str, HostLock] = {}
         self._heartbeat: asyncio.Task[None] | None = None
+        self._closing = False  # release_all has begun: the heartbeat stops
 
     async def lock_all(self, hosts: list[str]) -> None:
         """Connect to and lock ``hosts``. An unreachable host is left for its tasks to
@@ -145,10 +146,17 @@ class HostSessions:
         )
 
     async def _refresh_locks(self, interval: float) -> None:
-        """Keep our host locks fresh, so that only a dead run's lock goes stale."""
-        while True:
+        """Keep our host locks fresh, so that only a dead run's lock goes stale.
+
+        It ends when ``release_all`` sets ``_closing``, not only when it is cancelled: a
+        refresh that ends in the turn of the event loop in which the cancellation comes
+        makes ``asyncio.wait_for`` (Python 3.11) return its result and drop the cancellation.
+        """
+        while not self._closing:
             await asyncio.sleep(interval)
             for host, lock in list(self._locks.items()):
+                if self._closing:
+                    return
                 transport = self._transports.get(host)
                 if transport is None:
                     continue
@@ -167,6 +175,7 @@ class HostSessions:
 
     async def release_all(self) -> None:
         """Stop the heartbeat, release every lock we hold and close every connection."""
+        self._closing = True
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_transport import FakeNetwork, grid_plan, make_plan, make_task
+from fake_transport import FakeNetwork, FakeTransport, grid_plan, make_plan, make_task
 
 from installer import exitcodes
 from installer.events import (
@@ -34,6 +34,7 @@ from installer.events import (
     TaskStatus,
 )
 from installer.headless import planned_actions
+from installer.hostlock import LOCK_MARKER
 from installer.journal import Journal
 from installer.plan_model import CaptureSpec, FileSpec, Plan, capture_placeholder
 from installer.redact import Redactor
@@ -850,6 +851,62 @@ async def test_heartbeat_retakes_a_vanished_lock_and_reports_a_foreign_one(
     assert "host lock had vanished (a reboot?): taken again" in text
     assert "held by another install" in text
     assert lock.read_text() == foreign  # never removed another install's lock
+
+
+class _HeldBeat(FakeNetwork):
+    """Its lock refreshes wait until ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.beating = asyncio.Event()
+        self.release = asyncio.Event()
+        self.refreshes = 0
+
+    async def connect(self, host: str) -> FakeTransport:
+        transport = await super().connect(host)
+        net = self
+
+        class Transport(FakeTransport):
+            async def run(self, command: str, **kw: Any) -> Any:
+                if command.startswith(f"{LOCK_MARKER} refresh"):
+                    net.refreshes += 1
+                    net.beating.set()
+                    await net.release.wait()
+                return await super().run(command, **kw)
+
+        transport.__class__ = Transport
+        return transport
+
+
+async def test_release_ends_a_heartbeat_whose_refresh_ends_as_it_is_cancelled(
+    tmp_path: Path,
+) -> None:
+    """A refresh that ends in the same turn of the event loop as the release cancels the
+    heartbeat: asyncio.wait_for (3.11) then returns the refresh's result and swallows the
+    cancellation. The heartbeat went on beating and the run waited for it forever (a
+    10-minute wizard run never finished)."""
+    from installer.events import EventBus
+    from installer.host_sessions import HostSessions
+
+    net = _HeldBeat()
+    with Journal.open(tmp_path / "s") as journal:
+        sessions = HostSessions(
+            net.connect,
+            journal,
+            EventBus(),
+            Redactor(),
+            RunOptions(lock_ttl=0.3, operator="tester@here"),
+            run_id="r1",
+            sleep=asyncio.sleep,
+        )
+        await sessions.lock_all(["a"])
+        sessions.start_heartbeat()
+        await net.beating.wait()  # the heartbeat waits inside a refresh
+        net.release.set()  # the refresh ends in the next turn...
+        release = asyncio.create_task(sessions.release_all())  # ...and the release starts in it
+        done, _ = await asyncio.wait({release}, timeout=30)  # a hang detector, not a speed limit
+        assert done, "release_all never returned: the heartbeat outlived the run"
+        assert net.refreshes == 1
 
 
 # -- kill -9 ------------------------------------------------------------------------
