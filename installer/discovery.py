@@ -67,8 +67,9 @@ def _installed_probe() -> str:
         f"for fmp_p in {paths}; do\n"
         '  if [ -e "$fmp_p" ]; then echo "path $fmp_p"; fi\n'
         "done\n"
-        # /sys/module/NAME: loaded (or built in with parameters); else modinfo looks in
-        # /lib/modules/$(uname -r) (and modules.builtin) as modprobe would.
+        # HostFacts.kernel_modules, from the same section: /sys/module/NAME: loaded (or built
+        # in with parameters); else modinfo looks in /lib/modules/$(uname -r) (and
+        # modules.builtin) as modprobe would.
         f"for fmp_m in {modules}; do\n"
         '  if [ -d "/sys/module/$fmp_m" ]; then echo "kmod $fmp_m loaded"\n'
         '  elif ! command -v modinfo >/dev/null 2>&1; then echo "kmod $fmp_m unknown"\n'
@@ -601,6 +602,7 @@ def parse_discovery(address: str, raw: str) -> HostFacts:
         virtualization=r.parse("virtualization", "virt", F.parse_virtualization),
         sudo_ok=_sudo(r),
         installed=r.parse("installed", "installed", F.parse_installed),
+        kernel_modules=r.parse("kernel_modules", "installed", F.parse_kernel_modules),
         unknown=r.unknown,
     )
 

@@ -15,6 +15,7 @@ describe hosts as data). The shape is a stable contract:
           "cpu": {"count": 8, "model": "AMD EPYC", "flags": ["avx", "avx2"]},
           "disks": [{"name": "sdb", "path": "/dev/sdb", "type": "disk",
                      "size_bytes": 536870912000, "children": [], "...": "..."}],
+          "kernel_modules": {"nvme_tcp": "available"},
           "unknown": {"product_uuid": "cat: ...: Permission denied"}
         }
       ]
@@ -24,10 +25,12 @@ Key names are exactly the field names of the dataclasses in
 ``installer.hostfacts`` (``HostFacts``, ``OsRelease``, ``Cpu``, ``Memory``,
 ``SwapArea``, ``BlockDevice``, ``VolumeGroup``, ``Mount``, ``Nic``,
 ``NetAddress``, ``TimeSync``, ``Firewall``); sizes are bytes. ``None`` is
-``null``, tuples are lists, frozensets are sorted lists. A missing key takes
-the field's default (``null`` for an optional fact); an unknown key is an error,
-so a typo in a hand-written file does not pass silently. ``facts_from_dict(
-facts_to_dict(f)) == f`` for every HostFacts.
+``null``, tuples are lists, frozensets are sorted lists, and a value from a fixed
+set of words (a ``kernel_modules`` state: ``loaded``, ``available``, ``missing``)
+must be one of them. A missing key takes the field's default (``null`` for an
+optional fact), so a file saved before a fact existed still reads; an unknown key
+is an error, so a typo in a hand-written file does not pass silently.
+``facts_from_dict(facts_to_dict(f)) == f`` for every HostFacts.
 
 A file whose name ends in ``.yaml`` or ``.yml`` is read and written as YAML
 with the same shape; anything else is JSON.
@@ -43,7 +46,7 @@ import types
 from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -140,6 +143,12 @@ def _convert(tp: Any, data: object, where: str) -> Any:
         return _convert(inner, data, where)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return _dataclass(tp, data, where)
+    if origin is Literal:
+        # type() too: 1 == True, and a word is never a number.
+        if any(type(data) is type(a) and data == a for a in args):
+            return data
+        words = ", ".join(repr(a) for a in args)
+        raise FactsFormatError(where, f"expected one of {words}, got {_describe(data)}")
     if origin in (tuple, frozenset):
         if not isinstance(data, list):
             raise FactsFormatError(where, f"expected a list, got {_describe(data)}")

@@ -8,6 +8,12 @@ missing tool makes one fact unknown instead of failing the host.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
+
+# What discovery learnt of one kernel module: ``loaded`` (in /sys/module: loaded, or built
+# in with parameters), ``available`` (modinfo finds it for the running kernel, built in or
+# loadable), or ``missing`` (modinfo does not find it).
+KernelModuleState = Literal["loaded", "available", "missing"]
 
 
 @dataclass(frozen=True)
@@ -152,6 +158,9 @@ class HostFacts:
     virtualization: str | None = None  # systemd-detect-virt: none, kvm, vmware...
     sudo_ok: bool | None = None
     installed: frozenset[str] | None = None  # containerd, docker, kubelet, microk8s, rke2...
+    # The probed modules (facts.KERNEL_MODULE_PROBES) by name. A probed module that is not
+    # here could not be told (no modinfo on the host); None: not probed at all.
+    kernel_modules: dict[str, KernelModuleState] | None = None
     unknown: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-from installer import facts as F
 from installer.answers import DNS_LABEL_RE, Host, is_hostname
 from installer.hostfacts import HostFacts, OsRelease
 from installer.preflight_model import (
@@ -338,10 +337,11 @@ def check_kernel_modules(ctx: Context, host: Host, f: HostFacts) -> Finding | No
             needed.setdefault(module, []).append(role)
     if not needed:
         return None
-    if f.installed is None:
-        return unknown_finding("kernel-modules", label, f, "installed", "kernel modules")
-    missing = [m for m in needed if F.KMOD_MISSING + m in f.installed]
-    unsure = [m for m in needed if m not in missing and F.KMOD_AVAILABLE + m not in f.installed]
+    known = f.kernel_modules
+    if known is None:
+        return unknown_finding("kernel-modules", label, f, "kernel_modules", "kernel modules")
+    missing = [m for m in needed if known.get(m) == "missing"]
+    unsure = [m for m in needed if m not in known]
     if missing:
         roles = sorted({r for m in missing for r in needed[m]})
         kernel = f"kernel {f.kernel}" if f.kernel else "the kernel"
@@ -359,7 +359,7 @@ def check_kernel_modules(ctx: Context, host: Host, f: HostFacts) -> Finding | No
             label,
             "warn",
             f"{label}: could not check kernel module {', '.join(unsure)}: discovery could not "
-            "tell (no modinfo on the host, or facts from before the module probe)",
+            "tell (no modinfo on the host, or facts from before the module was probed)",
             "install kmod (it brings modinfo), then run discovery again",
         )
     return Finding(

@@ -263,6 +263,7 @@ def test_parse_captured_root_output() -> None:
         facts.installed is not None
         and {"docker", "etcd", "haproxy", "keepalived"} <= facts.installed
     )
+    assert facts.kernel_modules == {}  # captured before the module probe: none known
     assert facts.clock_epoch is not None and facts.clock_epoch > 1.7e9
     assert facts.product_uuid is None
     assert facts.unknown == {
@@ -323,6 +324,21 @@ def test_missing_and_failed_sections_become_reasons() -> None:
     assert facts.unknown["cpu"] == "cpuinfo: unexpected output: 'processor : x'"
     assert facts.unknown["memory"] == "meminfo: not in the discovery output"
     assert_every_unknown_fact_has_a_reason(facts)
+
+
+def test_kernel_modules_come_from_the_installed_section() -> None:
+    """Modules are a fact of their own, read from the same probe (no extra round trip)."""
+    installed = "bin kubelet\nkmod nvme_tcp available\ndone"
+    facts = D.parse_discovery(
+        "h", D.SCRIPT_MARKER + "\n" + D.render_section("installed", installed)
+    )
+    assert facts.installed == frozenset({"kubelet"})
+    assert facts.kernel_modules == {"nvme_tcp": "available"}
+    assert "kernel_modules" not in facts.unknown
+    cut = D.parse_discovery("h", D.SCRIPT_MARKER + "\n@@FMP-BEGIN installed@@\nkmod nvme_tcp lo")
+    assert cut.installed is None and cut.kernel_modules is None
+    assert cut.unknown["kernel_modules"] == cut.unknown["installed"]
+    assert_every_unknown_fact_has_a_reason(cut)
 
 
 @pytest.mark.parametrize(
@@ -482,6 +498,11 @@ async def test_discover_host_runs_the_real_script(shell: str) -> None:
         assert facts.listening_ports is not None and port in facts.listening_ports
     assert facts.clock_epoch is not None and before - 1 <= facts.clock_epoch <= after + 1
     assert facts.sudo_ok is (True if os.geteuid() == 0 else facts.sudo_ok)
+    assert facts.kernel_modules is not None
+    assert set(facts.kernel_modules) <= set(F.KERNEL_MODULE_PROBES)
+    for module in F.KERNEL_MODULE_PROBES:
+        if Path(f"/sys/module/{module}").is_dir():
+            assert facts.kernel_modules[module] == "loaded"
     assert_every_unknown_fact_has_a_reason(facts)
 
 

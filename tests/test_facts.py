@@ -717,19 +717,19 @@ def test_sudo_and_installed() -> None:
 
 def test_installed_kernel_modules() -> None:
     """``kmod NAME loaded|available|missing|unknown`` lines of the installed probe."""
-    for state, names in (
-        ("loaded", {"kmod:nvme_tcp"}),
-        ("available", {"kmod:nvme_tcp"}),
-        ("missing", {"kmod-missing:nvme_tcp"}),
-        ("unknown", set()),  # no modinfo on the host: neither
-        ("maybe", set()),
+    for state, modules in (
+        ("loaded", {"nvme_tcp": "loaded"}),
+        ("available", {"nvme_tcp": "available"}),
+        ("missing", {"nvme_tcp": "missing"}),
+        ("unknown", {}),  # no modinfo on the host: not known
+        ("maybe", {}),
     ):
-        assert F.parse_installed(f"bin kubelet\nkmod nvme_tcp {state}\ndone\n") == {
-            "kubelet",
-            *names,
-        }, state
+        text = f"bin kubelet\nkmod nvme_tcp {state}\ndone\n"
+        assert F.parse_kernel_modules(text) == modules, state
+        assert F.parse_installed(text) == {"kubelet"}, state  # modules are not "installed"
     # only the probed modules: a line for another one is not this script's
-    assert F.parse_installed("kmod rbd loaded\ndone\n") == frozenset()
+    assert F.parse_kernel_modules("kmod rbd loaded\ndone\n") == {}
+    assert F.parse_kernel_modules("kmod nvme_tcp loaded\n") is None  # cut off before "done"
     assert set(F.KERNEL_MODULE_PROBES) >= {"nvme_tcp"}
 
 
@@ -743,7 +743,7 @@ def test_installed_probe_reports_kernel_modules(tmp_path: Path) -> None:
     bindir.mkdir()
     modinfo = bindir / "modinfo"
 
-    def probe(modinfo_rc: int | None, loaded: bool) -> frozenset[str] | None:
+    def probe(modinfo_rc: int | None, loaded: bool) -> dict[str, str] | None:
         if modinfo_rc is None:
             modinfo.unlink(missing_ok=True)
         else:
@@ -759,13 +759,14 @@ def test_installed_probe_reports_kernel_modules(tmp_path: Path) -> None:
             env={"PATH": str(bindir)},  # builtins only, and this modinfo or none
             check=True,
         )
-        return F.parse_installed(r.stdout)
+        modules = F.parse_kernel_modules(r.stdout)
+        return None if modules is None else dict(modules)
 
-    assert probe(None, loaded=True) is not None and "kmod:nvme_tcp" in probe(None, loaded=True)
-    assert "kmod:nvme_tcp" in (probe(0, loaded=False) or ())
-    assert "kmod-missing:nvme_tcp" in (probe(1, loaded=False) or ())
-    unknown = probe(None, loaded=False)
-    assert unknown is not None and not {n for n in unknown if "nvme_tcp" in n}
+    assert probe(None, loaded=True) == {"nvme_tcp": "loaded"}
+    assert probe(0, loaded=True) == {"nvme_tcp": "loaded"}
+    assert probe(0, loaded=False) == {"nvme_tcp": "available"}
+    assert probe(1, loaded=False) == {"nvme_tcp": "missing"}
+    assert probe(None, loaded=False) == {}  # no modinfo: not known
 
 
 # ---------------------------------------------------------------- garbage never raises
@@ -801,6 +802,7 @@ PARSERS: list[Callable[[str], object]] = [
     F.parse_iptables_input,
     F.parse_sudo,
     F.parse_installed,
+    F.parse_kernel_modules,
 ]
 
 json_values = st.recursive(
@@ -1020,6 +1022,8 @@ host_facts = st.builds(
     ),
     sudo_ok=st.none() | st.booleans(),
     installed=st.none() | st.frozensets(names, max_size=4),
+    kernel_modules=st.none()
+    | st.dictionaries(names, st.sampled_from(["loaded", "available", "missing"]), max_size=2),
     unknown=st.dictionaries(names, names, max_size=3),
 )
 
@@ -1078,6 +1082,27 @@ def test_facts_from_dict_uses_defaults_and_names_the_bad_key() -> None:
         facts_from_dict({"address": "a", "hostnmae": "typo"})
     with pytest.raises(FactsFormatError, match=r"^address: missing"):
         facts_from_dict({})
+
+
+def test_kernel_modules_in_a_facts_file(tmp_path: Path) -> None:
+    """Module states by name; a file saved before the field existed still reads (None)."""
+    facts = HostFacts("10.0.0.1", kernel_modules={"nvme_tcp": "available"})
+    assert facts_to_dict(facts)["kernel_modules"] == {"nvme_tcp": "available"}
+    path = tmp_path / "facts.json"
+    save_facts(path, [facts])
+    assert load_facts(path) == [facts]
+    # a file from before kernel_modules (its older shape: an "installed" list)
+    path.write_text(json.dumps({"version": 1, "hosts": [{"address": "a", "installed": []}]}))
+    assert load_facts(path) == [HostFacts("a", installed=frozenset())]
+    assert load_facts(path)[0].kernel_modules is None
+    with pytest.raises(
+        FactsFormatError,
+        match=r"^kernel_modules\.nvme_tcp: expected one of 'loaded', 'available', 'missing', "
+        r"got 'present'",
+    ):
+        facts_from_dict({"address": "a", "kernel_modules": {"nvme_tcp": "present"}})
+    with pytest.raises(FactsFormatError, match=r"^kernel_modules\.nvme_tcp: expected one of"):
+        facts_from_dict({"address": "a", "kernel_modules": {"nvme_tcp": True}})
 
 
 @pytest.mark.parametrize("suffix", [".json", ".yaml"])

@@ -116,7 +116,8 @@ def good_facts(i: int, **kw: Any) -> HostFacts:
         firewall=Firewall(False),
         virtualization="kvm",
         sudo_ok=True,
-        installed=frozenset({"kmod:nvme_tcp"}),
+        installed=frozenset(),
+        kernel_modules={"nvme_tcp": "available"},
     )
     return replace(base, **kw)
 
@@ -1219,21 +1220,24 @@ def test_hugepages_unknown_memory_warns() -> None:
 
 
 @pytest.mark.parametrize(
-    ("installed", "status", "text"),
+    ("modules", "status", "text"),
     [
-        (frozenset({"kmod:nvme_tcp"}), "pass", "kernel module nvme_tcp available"),
+        ({"nvme_tcp": "available"}, "pass", "kernel module nvme_tcp available"),
+        ({"nvme_tcp": "loaded"}, "pass", "kernel module nvme_tcp available"),
         (
-            frozenset({"kmod-missing:nvme_tcp"}),
+            {"nvme_tcp": "missing"},
             "fail",
             "kn3: kernel 6.8.0-86-generic has no module nvme_tcp (modinfo does not find it), "
             "needed by role storage (profile microk8s-openebs)",
         ),
-        (frozenset(), "warn", "could not check kernel module nvme_tcp"),
-        (None, "warn", "could not check kernel modules"),
+        # no modinfo on the host: the probe could not tell
+        ({}, "warn", "could not check kernel module nvme_tcp: discovery could not tell"),
+        # facts from before the module probe
+        (None, "warn", "could not check kernel modules: not reported by discovery"),
     ],
 )
-def test_kernel_modules(installed: frozenset[str] | None, status: str, text: str) -> None:
-    f = cell(_mk8s({3: {"installed": installed}}), "kn3", "kernel-modules")
+def test_kernel_modules(modules: dict[str, str] | None, status: str, text: str) -> None:
+    f = cell(_mk8s({3: {"kernel_modules": modules}}), "kn3", "kernel-modules")
     assert f.status == status, f
     assert text in f.message, f.message
     if status == "fail":
@@ -1244,7 +1248,7 @@ def test_kernel_modules(installed: frozenset[str] | None, status: str, text: str
 
 
 def test_kernel_module_fix_off_ubuntu_names_no_ubuntu_package() -> None:
-    changes = {"installed": frozenset({"kmod-missing:nvme_tcp"}), "os": OsRelease("debian", "12")}
+    changes = {"kernel_modules": {"nvme_tcp": "missing"}, "os": OsRelease("debian", "12")}
     f = cell(_mk8s({0: changes}), "kn0", "kernel-modules")
     assert f.status == "fail" and "role control-plane" in f.message
     assert "linux-modules-extra" not in f.fix and "sudo modprobe nvme_tcp" in f.fix

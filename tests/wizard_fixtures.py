@@ -146,6 +146,7 @@ def node_facts(
         virtualization="kvm",
         sudo_ok=True,
         installed=frozenset(),
+        kernel_modules={"nvme_tcp": "available"},  # Ubuntu's generic kernel ships it
     )
 
 

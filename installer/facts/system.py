@@ -17,6 +17,7 @@ from installer.facts.textparse import (
 )
 from installer.hostfacts import (
     Cpu,
+    KernelModuleState,
     Memory,
     OsRelease,
     SwapArea,
@@ -307,21 +308,18 @@ INSTALLED_PATHS = {
 KERNEL_MODULE_PROBES: tuple[str, ...] = (
     "nvme_tcp",  # OpenEBS replicated storage: volumes are attached over NVMe-oF TCP
 )
-# The ``installed`` names of a probed module: available (loaded, built in, or modinfo
-# finds it for the running kernel), or known to be missing. Neither: not known.
-KMOD_AVAILABLE = "kmod:"
-KMOD_MISSING = "kmod-missing:"
-_KMOD_STATES = {"loaded": KMOD_AVAILABLE, "available": KMOD_AVAILABLE, "missing": KMOD_MISSING}
+# The states a ``kmod NAME STATE`` probe line may give; ``unknown`` (no modinfo) is none.
+_KMOD_STATES: dict[str, KernelModuleState] = {
+    "loaded": "loaded",
+    "available": "available",
+    "missing": "missing",
+}
 
 
 def parse_installed(text: str) -> frozenset[str] | None:
-    """The script's ``bin NAME`` / ``path PATH`` / ``kmod NAME STATE`` probe lines →
-    installed piece names.
+    """The script's ``bin NAME`` / ``path PATH`` probe lines → installed piece names.
 
-    A kernel module of ``KERNEL_MODULE_PROBES`` becomes ``kmod:NAME`` (loaded or
-    loadable) or ``kmod-missing:NAME`` (``modinfo`` does not find it); ``unknown``
-    (no ``modinfo`` on the host) adds neither. Needs the closing ``done`` line, so a
-    cut-off probe is unknown, not "nothing".
+    Needs the closing ``done`` line, so a cut-off probe is unknown, not "nothing".
     """
     names: set[str] = set()
     finished = False
@@ -331,10 +329,26 @@ def parse_installed(text: str) -> frozenset[str] | None:
             names.add(INSTALLED_BINARIES[value])
         elif kind == "path" and value in INSTALLED_PATHS:
             names.add(INSTALLED_PATHS[value])
-        elif kind == "kmod":
-            module, _, state = value.partition(" ")
-            if module in KERNEL_MODULE_PROBES and state in _KMOD_STATES:
-                names.add(_KMOD_STATES[state] + module)
         elif kind == "done":
             finished = True
     return frozenset(names) if finished else None
+
+
+def parse_kernel_modules(text: str) -> dict[str, KernelModuleState] | None:
+    """The same probe's ``kmod NAME STATE`` lines → module → loaded, available or missing.
+
+    Only the modules of ``KERNEL_MODULE_PROBES``; one reported ``unknown`` (no
+    ``modinfo`` on the host) is left out. Needs the closing ``done`` line, as
+    ``parse_installed`` does.
+    """
+    modules: dict[str, KernelModuleState] = {}
+    finished = False
+    for line in split_lines(text):
+        kind, _, value = line.strip().partition(" ")
+        if kind == "kmod":
+            module, _, state = value.partition(" ")
+            if module in KERNEL_MODULE_PROBES and state in _KMOD_STATES:
+                modules[module] = _KMOD_STATES[state]
+        elif kind == "done":
+            finished = True
+    return modules if finished else None
