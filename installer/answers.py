@@ -304,16 +304,22 @@ class Storage(_Model):
     volumes: list[Volume] = Field(default_factory=list)
     wipe: list[str] = Field(
         default_factory=list,
-        description="host:/dev/path for every disk the install may wipe (headless consent)",
+        description="host:/dev/path (or host:serial:SERIAL) for every disk the install may "
+        "wipe (headless consent)",
     )
 
     @field_validator("wipe")
     @classmethod
     def _wipe(cls, value: list[str]) -> list[str]:
         for item in value:
-            host, sep, path = item.partition(":")
-            if not sep or not host or not path.startswith("/dev/"):
-                raise ValueError(f"'{item}' is not of the form host:/dev/path (e.g. kn3:/dev/sdb)")
+            host, sep, disk = item.partition(":")
+            # serial:<SERIAL> as in Host.storage_disk (installer/storage_disks.py)
+            serial = disk.startswith("serial:") and disk[7:].strip()
+            if not sep or not host or not (disk.startswith("/dev/") or serial):
+                raise ValueError(
+                    f"'{item}' is not of the form host:/dev/path or host:serial:SERIAL "
+                    "(e.g. kn3:/dev/sdb, kn3:serial:S3Z8NB0K123456A)"
+                )
         return value
 
 

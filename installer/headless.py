@@ -60,16 +60,19 @@ class SecretsFileVault:
 def unconsented_wipes(
     plan: Plan, consented: Iterable[str], *, only: Collection[str] = (), skip: Collection[str] = ()
 ) -> list[tuple[str, str]]:
-    """``(host:disk, task id)`` for every disk a selected destructive task wipes without consent."""
-    ok = set(consented)
+    """``(host:disk, task id)`` for every disk a selected destructive task wipes without consent.
+
+    Consent may name a disk by any of its names the plan's facts know (``Plan.wipe_consent``):
+    ``kn3:/dev/sdb`` consents to wiping ``serial:S3Z8...`` when that is the same disk.
+    """
+    ok = list(consented)
     missing: list[tuple[str, str]] = []
     for t in plan.tasks:
         if not selected(t, only, skip):
             continue
         for disk in t.wipes:
-            key = f"{t.host}:{disk}"
-            if key not in ok:
-                missing.append((key, t.id))
+            if plan.wipe_consent(t, disk, ok) is None:
+                missing.append((f"{t.host}:{disk}", t.id))
     return missing
 
 
@@ -139,7 +142,7 @@ async def run_install(
 ) -> int:
     """Confirm and run ``plan``; returns the exit code.
 
-    ``consented_disks`` is the answers' ``storage.wipe`` (``host:/dev/...``).
+    ``consented_disks`` is the answers' ``storage.wipe`` (``host:/dev/...``, ``host:serial:...``).
     ``secrets`` is the loaded secrets.yaml (``installer.secrets.load_secrets``):
     captured secret values are added to it and saved, 0600, as they appear.
     ``redactor`` defaults to one masking every value in ``secrets``; pass

@@ -22,6 +22,7 @@ import ipaddress
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import jinja2
@@ -50,7 +51,7 @@ from installer.profile import (
 )
 from installer.redact import Redactor
 from installer.secrets import missing_secrets, template_secrets
-from installer.storage_disks import disk_candidates, resolve_disk
+from installer.storage_disks import SERIAL_PREFIX, device_path, disk_candidates, resolve_disk
 from installer.templating import PlanRenderError, template_error_line
 
 _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
@@ -70,9 +71,7 @@ class HostView:
     fqdn: str | None  # name.domain when cluster.domain is set
     roles: tuple[str, ...]
     index: int  # position in answers.hosts
-    storage_disk: str | None = None
-    # The stable /dev/disk/by-id/ path of storage_disk, when facts know one (or it is one)
-    storage_disk_by_id: str | None = None
+    storage_disk: str | None = None  # as the answers name it: a /dev path or serial:<SERIAL>
     interface: str | None = None  # the NIC carrying ``address`` (from facts)
     prefixlen: int | None = None  # of ``address`` on that NIC (from facts)
     arch: str | None = None  # amd64 / arm64 (from facts)
@@ -82,6 +81,12 @@ class HostView:
 
     def has(self, role: str) -> bool:
         return role in self.roles
+
+    @cached_property
+    def storage_device(self) -> str | None:
+        """The /dev path for commands on ``storage_disk``: a ``serial:`` resolved from the
+        facts, the by-id link when they know one (the module's ``storage_device``)."""
+        return storage_device(self.label, self.storage_disk, self.facts)
 
 
 def facts_by_label(answers: Answers, facts: Sequence[HostFacts]) -> dict[str, HostFacts]:
@@ -103,18 +108,44 @@ def _nic_for(address: str, facts: HostFacts) -> tuple[str | None, int | None]:
     return facts.default_interface, None
 
 
-def _disk_by_id(value: str | None, facts: HostFacts | None, label: str) -> str | None:
-    """The /dev/disk/by-id/ path of the disk ``value`` names, as ``installer.storage_disks``
-    resolves it from the facts (the link udev makes for its WWN, else its best by-id link)."""
+def storage_device(label: str, value: str | None, facts: HostFacts | None) -> str | None:
+    """The /dev path to run commands on for the disk an answers ``storage_disk`` names.
+
+    ``value`` itself when it is a /dev/disk/by-id/ link; else, when the facts know the
+    disk, its by-id link (the one udev makes for its WWN, else its best) or, with none,
+    its kernel path (``installer.storage_disks.device_path``); else ``value``, a /dev path
+    the facts do not know (preflight reports a missing disk). A ``serial:<SERIAL>`` is no
+    path: without facts that find its disk, a PlanError says so.
+    """
     if value is None or value.startswith("/dev/disk/by-id/"):
         return value
-    if facts is None or facts.disks is None:
-        return None
-    cand = resolve_disk(disk_candidates(facts, label), value).candidate
-    if cand is None or not cand.disk_id.stable:
-        return None
-    path = cand.disk_id.answer_path
-    return path if path.startswith("/dev/disk/by-id/") else None
+    if facts is None:
+        why = "there are no discovery facts for this host"
+    elif facts.disks is None:
+        why = "the discovery facts do not list this host's disks"
+    else:
+        match = resolve_disk(disk_candidates(facts, label), value)
+        if match.candidate is not None:
+            return device_path(match.candidate)
+        why = match.error or f"the discovery facts know no disk {value}"
+    if not value.startswith(SERIAL_PREFIX):
+        return value
+    raise PlanError(
+        f"{label}: storage_disk {value} names a disk by its serial, which only discovery "
+        f"facts turn into a device path, but {why}; plan with facts from a fresh discovery "
+        "(fmp-install plan discovers the hosts, or --facts FILE from "
+        "`fmp-install discover --save-facts FILE`), or set storage_disk to the disk's "
+        "/dev/disk/by-id/ path"
+    )
+
+
+def _disk_names(host: HostView, disk: str) -> tuple[str, ...]:
+    """Every name the facts know for the disk ``disk`` (a wiped disk, as a step names it)
+    of ``host``: its /dev paths and serial:<SERIAL> (``DiskCandidate.aliases``)."""
+    if host.facts is None or host.facts.disks is None:
+        return (disk,)
+    cand = resolve_disk(disk_candidates(host.facts, host.label), disk).candidate
+    return tuple(sorted({disk, *cand.aliases()})) if cand is not None else (disk,)
 
 
 def host_views(answers: Answers, facts: Mapping[str, HostFacts] | None = None) -> list[HostView]:
@@ -133,7 +164,6 @@ def host_views(answers: Answers, facts: Mapping[str, HostFacts] | None = None) -
                 roles=tuple(h.roles),
                 index=i,
                 storage_disk=h.storage_disk,
-                storage_disk_by_id=_disk_by_id(h.storage_disk, f, h.label),
                 interface=iface,
                 prefixlen=prefix,
                 arch=_ARCH.get(f.arch or "") if f else None,
@@ -167,7 +197,7 @@ def base_context(
     return {
         "cluster": {"name": answers.cluster.name, "domain": answers.cluster.domain},
         "profile": {"name": profile.spec.name, "title": profile.spec.title},
-        "versions": {**profile.spec.versions, **answers.versions},
+        "versions": profile.spec.effective_versions(answers.versions),
         "options": _options(profile, options),
         "network": {
             "vip": _str(net.vip),
@@ -208,20 +238,20 @@ class _Renderer:
             if tmpl is None:
                 tmpl = self._inline[text] = self.env.from_string(text)
             return tmpl.render(ctx)
-        except (jinja2.TemplateError, PlanRenderError) as exc:
+        except (jinja2.TemplateError, PlanRenderError, PlanError) as exc:
             raise self._fail(exc, source, what, task, "<template>") from None
 
     def file(self, name: str, ctx: Mapping[str, Any], task: str) -> str:
         source = self.profile.template_source(name)
         try:
             return self.env.get_template(name).render(ctx)
-        except (jinja2.TemplateError, PlanRenderError) as exc:
+        except (jinja2.TemplateError, PlanRenderError, PlanError) as exc:
             raise self._fail(exc, source, name, task, source.file) from None
 
     def when(self, expr: str, ctx: Mapping[str, Any], source: Source, task: str) -> bool:
         try:
             return bool(self.env.compile_expression(expr, undefined_to_none=False)(ctx))
-        except (jinja2.TemplateError, PlanRenderError) as exc:
+        except (jinja2.TemplateError, PlanRenderError, PlanError) as exc:
             raise self._fail(exc, source, "when", task, "<template>") from None
 
 
@@ -263,7 +293,7 @@ def make_plan(
         )
     bad_versions = profile.spec.version_errors(answers.versions)
     if bad_versions:
-        raise PlanError("; ".join(bad_versions.values()))
+        raise PlanError("; ".join(f"versions.{k}: {m}" for k, m in bad_versions.items()))
     hosts = host_views(answers, facts)
     ctx0 = base_context(answers, profile, hosts, values, {**answers.options, **(options or {})})
     renderer = _Renderer(profile)
@@ -368,6 +398,7 @@ def _render_task(
         idempotent=step.idempotent,
         sudo=step.sudo,
         wipes=tuple(wipes),
+        wipe_names=tuple(_disk_names(host, d) for d in wipes),
         fresh_for=fresh_for,
     )
     return _Draft(task, si, host.index, step.needs)
@@ -473,7 +504,7 @@ def _indent(text: str, prefix: str) -> str:
 def plan_text(plan: Plan, redactor: Redactor | None = None, answers: Answers | None = None) -> str:
     """The readable plan: per host its steps in order with commands, then what gets wiped."""
     r = redactor or Redactor()
-    consent = set(answers.storage.wipe) if answers else set()
+    consent = list(answers.storage.wipe) if answers else []
     out = [
         f"# fmp-install plan: cluster {plan.cluster}, profile {plan.profile}",
         f"# {len(plan.tasks)} tasks on {len(plan.hosts)} hosts. Secrets are shown as ****.",
@@ -520,7 +551,11 @@ def plan_text(plan: Plan, redactor: Redactor | None = None, answers: Answers | N
         out.append("none: no step of this plan wipes a disk")
     for t, disk in wiped:
         item = f"{t.host}:{disk}"
-        note = "consent in storage.wipe" if item in consent else "NOT in storage.wipe"
+        entry = plan.wipe_consent(t, disk, consent)
+        if entry is None:
+            note = "NOT in storage.wipe"
+        else:  # consent may name the disk by another of its names (/dev/sdb, serial:...)
+            note = "consent in storage.wipe" + ("" if entry == item else f" as {entry}")
         out.append(f"- {item} by step {t.step} ({note})")
     out.append("")
     out.append("## When it is done")

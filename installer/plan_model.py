@@ -9,6 +9,7 @@ task starts.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 CAPTURE_RE = re.compile(r"@@FMP_CAPTURE:([A-Za-z0-9_.-]+)@@")
@@ -57,6 +58,9 @@ class Task:
     idempotent: bool = True
     sudo: bool = True
     wipes: tuple[str, ...] = ()  # disks this task wipes (for consent and plan.txt)
+    # Per entry of ``wipes``, every name of that disk the discovery facts know (its /dev
+    # paths and serial:<SERIAL>), so that consent may name it by any of them; () = only itself.
+    wipe_names: tuple[tuple[str, ...], ...] = ()
     fresh_for: float | None = None  # seconds its products stay valid (StepSpec.fresh_for)
     input_hash: str = ""  # over everything rendered into the task, placeholders included
 
@@ -97,3 +101,24 @@ class Plan:
             if t.id == task_id:
                 return t
         raise KeyError(task_id)
+
+    def wipe_consent(self, task: Task, disk: str, consented: Iterable[str]) -> str | None:
+        """The ``storage.wipe`` entry that consents to ``task`` wiping ``disk``, if any.
+
+        An entry is ``host:disk`` with the host's label or address, and the disk by any
+        of its names (``Task.wipe_names``), as ``installer.storage_disks.wipe_key_matches``
+        matches it: ``kn3:/dev/sdb``, ``kn3:/dev/disk/by-id/wwn-...`` and
+        ``kn3:serial:S3Z8...`` all consent to wiping the same disk. The entry that names it
+        as the task does comes first.
+        """
+        entries = list(consented)
+        exact = f"{task.host}:{disk}"
+        if exact in entries:
+            return exact
+        labels = {task.host} | {h.address for h in self.hosts if h.label == task.host}
+        names = dict(zip(task.wipes, task.wipe_names, strict=False)).get(disk, (disk,))
+        for entry in entries:
+            host, sep, path = entry.partition(":")
+            if sep and host in labels and path in names:
+                return entry
+        return None

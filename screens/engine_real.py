@@ -132,7 +132,7 @@ def disk_verdicts(answers: Answers, host: Host, facts: HostFacts) -> list[DiskVe
         warning = ""
         if not cand.disk_id.stable:
             warning = (
-                f"no stable id (by-id link or WWN): {cand.disk_id.answer_path} "
+                f"no stable id (by-id link, WWN or unique serial): {cand.disk_id.answer_path} "
                 "can change across reboots"
             )
         out.append(
@@ -214,11 +214,14 @@ def _summary(est: Any) -> tuple[tuple[str, str, Verdict], ...]:
         )
     if u.volumes:
         where = f" on {u.tightest_node}" if u.tightest_node else ""
+        # Nodes may need different amounts (volumes on every node versus workload nodes only):
+        # the tightest node's own need goes with its free space.
+        need = u.required_gib_tightest_node
         rows.append(
             (
                 "Each node",
-                f"{fmt(u.required_gib_per_node)} of {fmt(u.available_gib_tightest_node)}"
-                f"{where}{_pct(u.utilization)}",
+                f"{fmt(u.required_gib_per_node if need is None else need)} of "
+                f"{fmt(u.available_gib_tightest_node)}{where}{_pct(u.utilization)}",
                 _verdict(u.verdict),
             )
         )

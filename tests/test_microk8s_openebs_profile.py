@@ -28,6 +28,7 @@ import yaml
 
 from installer.answers import Answers
 from installer.factsio import save_facts
+from installer.headless import unconsented_wipes
 from installer.hostfacts import BlockDevice, HostFacts
 from installer.plan import PlanError, make_plan, plan_text
 from installer.plan_model import Plan
@@ -48,6 +49,7 @@ from tests.profile_tools import (
     run_tool,
     synthetic_facts,
 )
+from tests.storage_helpers import dev, system_disk
 
 PROFILE = "microk8s-openebs"
 EXAMPLE = REPO / "examples" / "microk8s-openebs.yaml"
@@ -345,8 +347,55 @@ def test_diskpools_name_the_disk_by_its_stable_id_when_facts_know_it(
         "kn1": ["aio:///dev/sdb"],
         "kn2": ["aio:///dev/sdb"],
     }
-    # the wipe still names the disk as the answers do (storage.wipe consents to that name)
-    assert plan.task("kn0:storage-disk-wipe").wipes == ("/dev/sdb",)
+    # the wipe step works on the same link; it still names the disk as the answers do
+    # (storage.wipe consents to that name) and so does its marker, which must not change
+    wipe = plan.task("kn0:storage-disk-wipe")
+    assert "disk=/dev/disk/by-id/wwn-0x5000c500a1b2c3d0\n" in wipe.run
+    assert wipe.wipes == ("/dev/sdb",)
+    assert wipe.check == "test -f /var/lib/fmp/wiped/_dev_sdb"
+    assert "disk=/dev/sdb\n" in plan.task("kn1:storage-disk-wipe").run
+
+
+SERIAL = "S3Z8NB0K123456A"
+
+
+def test_a_serial_only_disk_is_wiped_and_pooled_by_its_device_path(
+    real_secrets: dict[str, str],
+) -> None:
+    """kn1's disk has no by-id link or WWN: the answers name it serial:S3Z8..., the facts find
+    it at /dev/sdc; the wipe and the DiskPool use that path, never the serial."""
+    doc = example_doc()
+    doc["hosts"][1]["storage_disk"] = f"serial:{SERIAL}"
+    doc["storage"]["wipe"][1] = f"kn1:serial:{SERIAL}"
+    answers = answers_from(doc)
+    facts = full_facts(answers)
+    disks = (system_disk(), dev("sdc", 500, serial=SERIAL))
+    facts["kn1"] = dataclasses.replace(facts["kn1"], disks=disks)
+    plan = make(answers, real_secrets, facts=facts)
+    wipe = plan.task("kn1:storage-disk-wipe")
+    assert "disk=/dev/sdc\n" in wipe.run
+    assert wipe.title == f"wipe serial:{SERIAL} (/dev/sdc) for the replicated storage pool"
+    assert wipe.wipes == (f"serial:{SERIAL}",)
+    # The marker keeps the answers' name: a new kernel name after a reboot is the same disk.
+    assert wipe.check == f"test -f /var/lib/fmp/wiped/serial_{SERIAL}"
+    assert f"> /var/lib/fmp/wiped/serial_{SERIAL}\n" in wipe.run
+    pools = yaml_docs(plan.task("kn0:diskpools").files[0].content)
+    assert {p["spec"]["node"]: p["spec"]["disks"] for p in pools} == {
+        "kn0": ["aio:///dev/sdb"],
+        "kn1": ["aio:///dev/sdc"],
+        "kn2": ["aio:///dev/sdb"],
+    }
+    for t in plan.tasks:
+        texts = [t.run, t.check or "", *(f.content for f in t.files)]
+        assert not [x for x in texts if "serial:" in x], t.id
+    assert unconsented_wipes(plan, answers.storage.wipe) == []
+    text = plan_text(plan, None, answers)
+    assert f"- kn1:serial:{SERIAL} by step storage-disk-wipe (consent in storage.wipe)" in text
+    # Without facts that find the disk, neither the wipe nor the DiskPool has a device.
+    with pytest.raises(PlanError) as exc:
+        make(answers, real_secrets)
+    assert "(task kn1:storage-disk-wipe)" in str(exc.value)
+    assert f"kn1: storage_disk serial:{SERIAL} names a disk by its serial" in str(exc.value)
 
 
 def test_diskpools_match_the_crd(all_plans: list[Plan]) -> None:
@@ -494,9 +543,12 @@ def test_channel_must_match_the_kubernetes_minor(real_secrets: dict[str, str]) -
     [
         (
             {"kubernetes": "1.35.2"},
-            "versions.kubernetes is '1.35.2', but it must be the MicroK8s track",
+            "versions.kubernetes: '1.35.2' does not fit: it must be the MicroK8s track",
         ),
-        ({"microk8s_channel": "latest/edge"}, "versions.microk8s_channel is 'latest/edge'"),
+        (
+            {"microk8s_channel": "latest/edge"},
+            "versions.microk8s_channel: 'latest/edge' does not fit",
+        ),
     ],
 )
 def test_a_patch_release_or_an_odd_channel_is_refused(

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from installer.answers import Answers, parse_answers
-from installer.hostfacts import HostFacts, NetAddress, Nic
+from installer.hostfacts import BlockDevice, HostFacts, NetAddress, Nic
 from installer.plan import PlanError, facts_by_label, make_plan, plan_json, plan_text
 from installer.plan_model import capture_placeholder
+from installer.problems import ProblemList
 from installer.profile import Profile, load_profile_from
 from installer.redact import Redactor
 from installer.secrets import (
@@ -21,6 +22,7 @@ from installer.secrets import (
     redactor_for,
     save_secrets,
 )
+from tests.storage_helpers import blank, dev, system_disk
 
 ANSWERS = """\
 version: 1
@@ -249,6 +251,119 @@ def test_plan_json_is_the_dag(tmp_path: Path) -> None:
     assert tasks["e:wipe"]["destructive"] and tasks["e:wipe"]["wipes"] == ["/dev/sdb"]
 
 
+# --------------------------------------------------------------------------- storage disks
+
+SERIAL = "S3Z8NB0K123456A"
+# The wipe step as a real profile writes it: the command on host.storage_device.
+DEVICE_PROFILE = PROFILE.replace(
+    "wipefs -a {{ host.storage_disk }}", "wipefs -a {{ host.storage_device }}"
+)
+
+
+def disk_answers(disk: str, consent: str | None = None) -> Answers:
+    """The answers with e's storage_disk ``disk``, consent ``consent`` (default e:<disk>)."""
+    text = ANSWERS.replace("storage_disk: /dev/sdb", f"storage_disk: {disk}")
+    return answers(text.replace('"e:/dev/sdb"', f'"{consent or "e:" + disk}"'))
+
+
+def disk_facts(*disks: BlockDevice) -> dict[str, HostFacts]:
+    """Facts of host e: its system disk and ``disks``."""
+    return {"e": HostFacts(address="10.0.0.5", disks=(system_disk(), *disks))}
+
+
+def test_storage_device_is_the_path_commands_use(tmp_path: Path) -> None:
+    p = profile(tmp_path, DEVICE_PROFILE)
+
+    def run(disk: str, facts: dict[str, HostFacts] | None) -> str:
+        return make_plan(disk_answers(disk), p, secrets=SECRETS, facts=facts).task("e:wipe").run
+
+    # serial: -> the kernel path the facts give (the disk has no by-id link or WWN)
+    assert run(f"serial:{SERIAL}", disk_facts(dev("sdc", 500, serial=SERIAL))) == (
+        "wipefs -a /dev/sdc"
+    )
+    # /dev/sdX -> the disk's by-id link (WWN first) when the facts know one
+    assert run("/dev/sdb", disk_facts(blank("sdb", 500))) == (
+        "wipefs -a /dev/disk/by-id/wwn-0x5000c500a1b2c3d0"
+    )
+    # a by-id link stays as the answers give it; /dev paths without facts stay too
+    link = "/dev/disk/by-id/ata-ST2000NM_ZC100000"
+    assert run(link, disk_facts(blank("sdb", 500))) == f"wipefs -a {link}"
+    assert run(link, None) == f"wipefs -a {link}"
+    assert run("/dev/sdb", None) == "wipefs -a /dev/sdb"
+    assert run("/dev/sdz", disk_facts(blank("sdb", 500))) == "wipefs -a /dev/sdz"  # preflight's
+    # The wipe (and so the consent) names the disk as the answers do.
+    plan = make_plan(
+        disk_answers(f"serial:{SERIAL}"),
+        p,
+        secrets=SECRETS,
+        facts=disk_facts(dev("sdc", 500, serial=SERIAL)),
+    )
+    assert plan.task("e:wipe").wipes == (f"serial:{SERIAL}",)
+    assert not [t.id for t in plan.tasks if "serial:" in t.run + (t.check or "")]
+
+
+def test_a_serial_the_facts_do_not_resolve_is_a_plan_error(tmp_path: Path) -> None:
+    p = profile(tmp_path, DEVICE_PROFILE)
+    a = disk_answers(f"serial:{SERIAL}")
+    with pytest.raises(PlanError) as exc:
+        make_plan(a, p, secrets=SECRETS)
+    msg = str(exc.value)
+    assert "profile.yaml" in msg and "(task e:wipe)" in msg
+    assert f"e: storage_disk serial:{SERIAL} names a disk by its serial" in msg
+    assert "there are no discovery facts for this host" in msg
+    assert "--facts FILE" in msg and "/dev/disk/by-id/" in msg  # what to do
+    no_disks = {"e": HostFacts(address="10.0.0.5")}
+    with pytest.raises(PlanError, match="the discovery facts do not list this host's disks"):
+        make_plan(a, p, secrets=SECRETS, facts=no_disks)
+    other = disk_facts(dev("sdc", 500, serial="OTHER"))
+    with pytest.raises(PlanError, match=f"no disk with serial {SERIAL} on this host"):
+        make_plan(a, p, secrets=SECRETS, facts=other)
+    twins = disk_facts(dev("sdc", 500, serial=SERIAL), dev("sdd", 500, serial=SERIAL))
+    with pytest.raises(PlanError, match=f"serial:{SERIAL} names 2 disks"):
+        make_plan(a, p, secrets=SECRETS, facts=twins)
+    # Only a command that needs the device asks for it: the storage_disk text plans anyway.
+    assert make_plan(a, profile(tmp_path), secrets=SECRETS).task("e:wipe").wipes == (
+        f"serial:{SERIAL}",
+    )
+
+
+def test_wipe_consent_names_the_disk_by_any_of_its_names(tmp_path: Path) -> None:
+    from installer.headless import unconsented_wipes
+
+    p = profile(tmp_path, DEVICE_PROFILE)
+    serial_only = disk_facts(dev("sdb", 500, serial=SERIAL))
+    linked = disk_facts(blank("sdb", 500))  # by-id links, WWN and serial ZC100000
+    for disk, consent, facts in [
+        (f"serial:{SERIAL}", f"e:serial:{SERIAL}", serial_only),
+        (f"serial:{SERIAL}", "e:/dev/sdb", serial_only),
+        ("/dev/sdb", f"e:serial:{SERIAL}", serial_only),
+        (f"serial:{SERIAL}", f"10.0.0.5:serial:{SERIAL}", serial_only),  # the host's address
+        ("/dev/sdb", "e:/dev/disk/by-id/wwn-0x5000c500a1b2c3d0", linked),
+        ("/dev/disk/by-id/ata-ST2000NM_ZC100000", "e:serial:ZC100000", linked),
+    ]:
+        a = disk_answers(disk, consent)
+        assert a.storage.wipe == [consent]  # storage.wipe takes host:serial:SERIAL
+        plan = make_plan(a, p, secrets=SECRETS, facts=facts)
+        assert unconsented_wipes(plan, a.storage.wipe) == [], (disk, consent)
+        as_named = "" if consent == f"e:{disk}" else f" as {consent}"
+        assert f"- e:{disk} by step wipe (consent in storage.wipe{as_named})" in plan_text(
+            plan, None, a
+        )
+    # Another disk, another host, or no facts to tell that two names are one disk: no consent.
+    for consent, facts in [
+        ("e:/dev/sdc", serial_only),
+        (f"d:serial:{SERIAL}", serial_only),
+        ("e:/dev/sdb", {}),
+    ]:
+        a = disk_answers(f"serial:{SERIAL}", consent)
+        plan = make_plan(a, profile(tmp_path), secrets=SECRETS, facts=facts)
+        assert unconsented_wipes(plan, a.storage.wipe) == [(f"e:serial:{SERIAL}", "e:wipe")]
+        assert f"- e:serial:{SERIAL} by step wipe (NOT in storage.wipe)" in plan_text(plan, None, a)
+    for bad in ("e:serial:", "e:serial: ", "e:sdb", "e"):
+        with pytest.raises(ProblemList, match="host:/dev/path or host:serial:SERIAL"):
+            answers(ANSWERS.replace('"e:/dev/sdb"', f'"{bad}"'))
+
+
 def test_result_is_rendered_and_reported(tmp_path: Path) -> None:
     plan = make_plan(answers(), profile(tmp_path), secrets=SECRETS)
     assert plan.result.storage_classes == ("local-plain",)  # an empty rendering is dropped
@@ -332,12 +447,15 @@ def test_version_formats_refuse_an_override_of_the_wrong_form(tmp_path: Path) ->
     p = profile(tmp_path, text)
     assert p.spec.versions == {"kubernetes": "1.35.9"}
     make_plan(answers(), p, secrets=SECRETS)  # the default fits
-    bare = answers(ANSWERS + 'versions: {kubernetes: "1.35"}\n')
+    bare = answers(ANSWERS + 'versions: {kubernetes: "1.34"}\n')
     with pytest.raises(PlanError) as exc:
         make_plan(bare, p, secrets=SECRETS)
     assert str(exc.value) == (
-        "versions.kubernetes is '1.35', but it must be an exact patch release, e.g. 1.35.9"
+        "versions.kubernetes: '1.34' does not fit: it must be an exact patch release, e.g. 1.35.9"
     )
+    # The minor of the pinned release names that release.
+    assert p.spec.version_errors({"kubernetes": "1.35"}) == {}
+    assert p.spec.effective_versions({"kubernetes": "1.35"}) == {"kubernetes": "1.35.9"}
     assert p.spec.version_errors({"kubernetes": "1.36.0", "etcd": "x"}) == {}  # no format: any
 
 
@@ -345,7 +463,7 @@ def test_version_formats_hold_for_the_profiles_own_default(tmp_path: Path) -> No
     from installer.profile import ProfileError
 
     with pytest.raises(
-        ProfileError, match=r"the profile's own default: versions\.kubernetes is '1\.35'"
+        ProfileError, match=r"the profile's own default versions\.kubernetes: '1\.35' does not fit"
     ):
         profile(
             tmp_path,

@@ -13,6 +13,7 @@ servers, monitors and VIP holders, kn3-kn5 agents whose data disk becomes an OSD
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sys
@@ -24,6 +25,7 @@ import yaml
 
 from installer.answers import Answers
 from installer.factsio import save_facts
+from installer.headless import unconsented_wipes
 from installer.plan import PlanError, make_plan, plan_text
 from installer.plan_model import Plan
 from installer.profile import load_profile
@@ -44,6 +46,7 @@ from tests.profile_tools import (
     run_tool,
     synthetic_facts,
 )
+from tests.storage_helpers import dev, system_disk
 
 PROFILE = "rke-ceph"
 EXAMPLE = REPO / "examples" / "rke-ceph.yaml"
@@ -198,6 +201,53 @@ def test_osd_steps_only_on_storage_hosts_with_their_disks_wiped(plan: Plan) -> N
         assert f"- {host}:{disk} by step ceph-osd (consent in storage.wipe)" in text
 
 
+SERIAL = "S3Z8NB0K123456A"
+
+
+def serial_disk_answers(consent: str = f"kn3:serial:{SERIAL}") -> Answers:
+    """The example with kn3's disk named by its serial (it has no by-id link or WWN)."""
+    doc = example_doc()
+    doc["hosts"][3]["storage_disk"] = f"serial:{SERIAL}"
+    doc["storage"]["wipe"][0] = consent
+    return answers_from(doc)
+
+
+def test_a_serial_only_disk_becomes_an_osd_by_its_device_path(
+    real_secrets: dict[str, str],
+) -> None:
+    """The facts find kn3's serial:S3Z8... at /dev/sdc: the OSD commands use that path, never
+    the serial; the wipe and its consent name the disk as the answers do."""
+    answers = serial_disk_answers()
+    facts = synthetic_facts(answers, host_interface())
+    disks = (system_disk(), dev("sdc", 500, serial=SERIAL))
+    facts["kn3"] = dataclasses.replace(facts["kn3"], disks=disks)
+    plan = profile_plan(PROFILE, answers, real_secrets, facts=facts)
+    osd = plan.task("kn3:ceph-osd")
+    assert osd.run == "/usr/local/lib/fmp/ceph-osd create '@@FMP_CAPTURE:ceph.fsid@@' /dev/sdc"
+    assert (osd.check or "").endswith("ceph-osd check '@@FMP_CAPTURE:ceph.fsid@@' /dev/sdc")
+    assert osd.title == f"wipe serial:{SERIAL} (/dev/sdc) and make it a Ceph OSD"
+    assert osd.wipes == (f"serial:{SERIAL}",)
+    for t in plan.tasks:
+        texts = [t.run, t.check or "", *(f.content for f in t.files)]
+        assert not [x for x in texts if "serial:" in x], t.id
+    # kn4 and kn5 name their disks by by-id links, which stay as they are.
+    assert plan.task("kn4:ceph-osd").run.endswith(" /dev/disk/by-id/wwn-0x5000c500a1b2c3d4")
+    assert unconsented_wipes(plan, answers.storage.wipe) == []
+    text = plan_text(plan, None, answers)
+    assert f"- kn3:serial:{SERIAL} by step ceph-osd (consent in storage.wipe)" in text
+    # Consent by the disk's device path is consent to the same disk.
+    by_path = serial_disk_answers("kn3:/dev/sdc")
+    assert unconsented_wipes(plan, by_path.storage.wipe) == []
+    assert unconsented_wipes(plan, serial_disk_answers("kn3:/dev/sdd").storage.wipe) == [
+        (f"kn3:serial:{SERIAL}", "kn3:ceph-osd")
+    ]
+    # Without facts that find the disk there is no device to run ceph-osd on.
+    with pytest.raises(PlanError) as exc:
+        make(answers, real_secrets)
+    assert "(task kn3:ceph-osd)" in str(exc.value)
+    assert f"kn3: storage_disk serial:{SERIAL} names a disk by its serial" in str(exc.value)
+
+
 def test_three_monitors_managers_and_an_mds(plan: Plan) -> None:
     script = plan.task("kn0:ceph-services").files[0].content
     assert 'ceph orch apply mon --placement="label:mon"' in script
@@ -280,9 +330,12 @@ def test_every_step_is_rerunnable(all_plans: list[Plan]) -> None:
     [
         (
             {"kubernetes": "1.35.2"},
-            "versions.kubernetes is '1.35.2', but it must be the Kubernetes minor",
+            "versions.kubernetes: '1.35.2' does not fit: it must be the Kubernetes minor",
         ),
-        ({"rke2": "1.35.7"}, "versions.rke2 is '1.35.7', but it must be an exact RKE2 release"),
+        (
+            {"rke2": "1.35.7"},
+            "versions.rke2: '1.35.7' does not fit: it must be an exact RKE2 release",
+        ),
         (
             {"kubernetes": "1.36"},
             "versions.rke2 v1.35.7+rke2r1 is not a release of Kubernetes 1.36",

@@ -730,6 +730,47 @@ def test_real_engine_pure_parts(tmp_path: Path) -> None:
     assert any(line.startswith("Ceph:") for line in est.lines)
 
 
+def test_real_engine_summary_sets_the_tightest_nodes_need_against_its_space() -> None:
+    """container-runtime lives on every node, a custom local volume only on the workers:
+    kn0 (a server, 40 GiB free) needs 30 GiB and is tighter than a worker (35 of 60 GiB), so
+    the row reads 30 of 40 on kn0, not the workers' 35."""
+    import dataclasses
+
+    from installer.answers import Volume
+
+    engine = RealEngine()
+    meta = load_profile_meta("rke-ceph")
+    facts = six_facts()
+    answers = six_answers("rke-ceph")
+    answers = apply_roles(answers, suggest_roles(answers, meta, facts))
+    answers.network.vip = VIP
+    answers.storage.features = ["fmp"]
+    answers.storage.volumes = [Volume(name="reports", size_gb=5)]
+    hosts = [
+        h.model_copy(update={"storage_disk": f"/dev/disk/by-id/wwn-0x5000c500a1b2c3d{i}"})
+        for i, h in enumerate(answers.hosts)
+    ]
+    answers = answers.model_copy(update={"hosts": hosts})
+    (vg,) = facts["kn0"].volume_groups or ()
+    facts["kn0"] = dataclasses.replace(
+        facts["kn0"], volume_groups=(dataclasses.replace(vg, free_bytes=40 * 2**30),)
+    )
+    est = engine.estimate(answers, meta, facts)
+    rows = {name: (text, verdict) for name, text, verdict in est.summary}
+    assert rows["Each node"] == ("30.0 GiB of 40.0 GiB on kn0 (75%)", "ok")
+    assert "Unshared (each node): 30.0 GiB of 40.0 GiB on kn0 = 75% -> ok" in "\n".join(est.lines)
+    # The disk list warns about a disk without a stable id, serial included.
+    disks = facts["kn0"].disks
+    assert disks is not None and disks[1].path == "/dev/sdb"
+    bare = dataclasses.replace(disks[1], wwn=None, serial=None, by_id=())
+    verdicts = engine.disk_verdicts(
+        answers, answers.hosts[0], dataclasses.replace(facts["kn0"], disks=(bare,))
+    )
+    assert verdicts[0].warning == (
+        "no stable id (by-id link, WWN or unique serial): /dev/sdb can change across reboots"
+    )
+
+
 def test_real_engine_plan_kubeadm() -> None:
     engine = RealEngine()
     answers = six_answers("kubeadm-etcd", roles=True)
