@@ -188,9 +188,17 @@ def check_memory(ctx: Context, host: Host, f: HostFacts) -> Finding:
         f"the {fmt_bytes(want)} that {needs.why(needs.memory_role)} needs (profile {ctx.meta.name})"
     )
     fix = f"give {label} at least {fmt_bytes(want)} of memory, or move it to a lighter role"
+    return _short_of_memory("memory", label, have, want, f"{found}, below {why}", found, why, fix)
+
+
+def _short_of_memory(
+    check: str, label: str, have: int, want: int, fail: str, found: str, why: str, fix: str
+) -> Finding:
+    """A host with less than ``want`` bytes of memory: a warning when it is within what
+    MemTotal hides (MEMORY_SLACK), else ``fail``."""
     if have >= want * MEMORY_SLACK:
         return Finding(
-            "memory",
+            check,
             label,
             "warn",
             f"{found}, a little below {why}",
@@ -198,7 +206,7 @@ def check_memory(ctx: Context, host: Host, f: HostFacts) -> Finding:
             "MemTotal leaves out what the kernel and firmware reserve: a host with "
             f"{fmt_bytes(want)} installed usually shows a few percent less",
         )
-    return Finding("memory", label, "fail", f"{found}, below {why}", fix)
+    return Finding(check, label, "fail", fail, fix)
 
 
 def check_cpu_flags(ctx: Context, host: Host, f: HostFacts) -> Finding:
@@ -251,15 +259,17 @@ def _held_requirements(ctx: Context, host: Host) -> list[tuple[str, Requirements
 def check_hugepages(ctx: Context, host: Host, f: HostFacts) -> Finding | None:
     """Can the host reserve the huge pages its roles ask for (``requires.hugepages_mib``)?
 
-    Roles need the most of theirs, not the sum (as with memory): the role whose
-    memory_mb + hugepages_mib is largest sets what MemTotal must hold, unless the
-    host already has the pages reserved. None when no role of the host asks.
+    Pinned huge pages are memory nothing else can use: unless the host has them
+    reserved already, MemTotal must hold them on top of the memory of the role asking
+    for them (else fail), and should hold them on top of the host's whole memory need,
+    the most any of its roles needs as ``check_memory`` counts it (else warn). The role
+    asking for the most pages sets how many. None when no role of the host asks.
     """
     label = host.label
     asking = [(role, req) for role, req in _held_requirements(ctx, host) if req.hugepages_mib]
     if not asking:
         return None
-    role, req = max(asking, key=lambda rr: (rr[1].memory_mb + rr[1].hugepages_mib, rr[0]))
+    role, req = max(asking, key=lambda rr: (rr[1].hugepages_mib, rr[0]))
     m = f.memory
     if m is None:
         return unknown_finding("hugepages", label, f, "memory", "huge pages")
@@ -289,12 +299,27 @@ def check_hugepages(ctx: Context, host: Host, f: HostFacts) -> Finding | None:
     want = base + huge
     have = m.total_bytes
     found = f"{label}: {fmt_bytes(have)} of memory"
-    if have >= want:
+    needs = ctx.needs(host)
+    host_want = needs.memory_mb * 2**20 + huge
+    if have >= max(want, host_want):
         return Finding(
             "hugepages",
             label,
             "pass",
             f"{found} holds {what} besides the {fmt_bytes(base)} the role needs",
+        )
+    if have >= want:
+        # The pages fit beside the storage role, not beside the host's biggest role.
+        left = have - huge
+        return Finding(
+            "hugepages",
+            label,
+            "warn",
+            f"{found} holds {what}, but leaves {fmt_bytes(left)} for the "
+            f"{fmt_bytes(needs.memory_mb * 2**20)} that {needs.why(needs.memory_role)} needs: "
+            "pinned huge pages are memory nothing else can use",
+            f"give {label} {fmt_bytes(host_want)} of memory, or give role {role} to a host "
+            f"without role {needs.memory_role}",
         )
     why = (
         f"{what} on top of the {fmt_bytes(base)} the role needs: {fmt_bytes(want)} in all "
@@ -304,17 +329,9 @@ def check_hugepages(ctx: Context, host: Host, f: HostFacts) -> Finding | None:
         f"give {label} at least {fmt_bytes(want)} of memory, or give role {role} to a host "
         "with more"
     )
-    if have >= want * MEMORY_SLACK:
-        return Finding(
-            "hugepages",
-            label,
-            "warn",
-            f"{found}, a little below {why}",
-            fix,
-            "MemTotal leaves out what the kernel and firmware reserve: a host with "
-            f"{fmt_bytes(want)} installed usually shows a few percent less",
-        )
-    return Finding("hugepages", label, "fail", f"{found} cannot hold {why}", fix)
+    return _short_of_memory(
+        "hugepages", label, have, want, f"{found} cannot hold {why}", found, why, fix
+    )
 
 
 def _module_fix(missing: list[str], f: HostFacts) -> str:

@@ -1206,6 +1206,24 @@ def test_hugepages_fit_in_memory_beside_the_roles_memory(
         assert "default_hugepagesz=2M" in f.fix or "give kn3 at least 6.0 GiB" in f.fix, f.fix
 
 
+def test_hugepages_beside_a_bigger_role_on_the_same_host_warn() -> None:
+    """kn0 is a control plane (32 GiB) and holds storage (4 GiB + 2 GiB of huge pages):
+    32 GiB fits the storage role and its pages, but pinning them leaves 30 GiB for the
+    control plane's 32 GiB. A warning, not a failure: the runbook's nodes are this size."""
+    roles = [["control-plane", *STORAGE], ["control-plane"], ["control-plane"], ["worker"]]
+    answers = make_answers(4, profile="microk8s-openebs", roles=roles)
+    facts = facts_with({0: {"memory": Memory(32 * GiB)}}, n=4)
+    f = run(answers, facts, meta=load_profile_meta("microk8s-openebs")).cell("kn0", "hugepages")
+    assert f is not None and f.status == "warn", f
+    assert "leaves 30.0 GiB for the 32.0 GiB that role control-plane needs" in f.message
+    assert f.fix == (
+        "give kn0 34.0 GiB of memory, or give role storage to a host without role control-plane"
+    )
+    roomy = facts_with({0: {"memory": Memory(34 * GiB)}}, n=4)
+    f = run(answers, roomy, meta=load_profile_meta("microk8s-openebs")).cell("kn0", "hugepages")
+    assert f is not None and f.status == "pass", f
+
+
 def test_hugepages_only_where_a_role_asks_for_them() -> None:
     report = _mk8s({})
     assert [f.host for f in report.column("hugepages")] == ["kn3"]
