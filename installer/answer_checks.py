@@ -306,8 +306,9 @@ def _check_wipe(storage: Storage, hosts: dict[int, Host]) -> list[Problem]:
             problems.append(
                 Problem.at(
                     ("storage", "wipe", i),
-                    f"{label}'s storage_disk is {host.storage_disk}, not {disk}; "
-                    "consent must name the disk the install will use",
+                    f"{label}'s storage_disk is {host.storage_disk}, not {disk}: the consent "
+                    "counts only if discovery finds that both name the same disk (a by-id "
+                    f"link, WWN or serial of it); name {host.storage_disk} to be sure",
                     "warning",
                 )
             )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from installer.answer_checks import check_environment, quorum_text
+from installer.answer_checks import check_answers, check_environment, quorum_text
 from installer.answers import Answers, load_answers, parse_answers
 from installer.problems import ProblemList
 
@@ -437,3 +437,16 @@ def test_load_for_run_reports_missing_env_in_line_order(tmp_path: Path) -> None:
         load_for_run(path, {})
     found = [(p.line, p.path) for p in info.value.problems]
     assert found == [(8, "hosts[3].ssh.password_env"), (11, "ssh.sudo_password_env")]
+
+
+def test_wipe_consent_under_another_name_is_a_warning_that_says_when_it_counts() -> None:
+    text = (
+        BASE.replace("roles: [worker]}", "roles: [worker], storage_disk: /dev/sdb}")
+        + "storage: {wipe: ['kn3:serial:S3Z8NB0K123456A']}\n"
+    )
+    warnings = [p for p in check_answers(parse_answers(text)) if p.severity == "warning"]
+    assert [p.message for p in warnings] == [
+        "kn3's storage_disk is /dev/sdb, not serial:S3Z8NB0K123456A: the consent counts only "
+        "if discovery finds that both name the same disk (a by-id link, WWN or serial of it); "
+        "name /dev/sdb to be sure"
+    ]
