@@ -193,6 +193,12 @@ def test_microk8s_tokens_are_single_use(lab: Lab) -> None:
     r = lab.run("kn4", "microk8s enable dns")
     assert r.returncode == 1 and "not running" in r.stdout + r.stderr
     lab.ok("kn4", "microk8s start")
+    # snapd 2.58+: a held snap says so in snap list's Notes
+    assert lab.ok("kn4", "snap refresh --hold microk8s").strip() == (
+        'General refreshes of "microk8s" held indefinitely'
+    )
+    assert lab.ok("kn4", "snap list microk8s").splitlines()[1].split()[-1] == "classic,held"
+    assert lab.run("kn4", "snap refresh --hold helm").returncode == 1  # not installed
     out = lab.ok("kn3", "microk8s add-node")
     url = re.search(r"microk8s join (\S+)$", out, re.MULTILINE).group(1)  # type: ignore[union-attr]
     assert re.fullmatch(r"127\.77\.8\.14:25000/[0-9a-f]{32}/[0-9a-f]{12}", url)

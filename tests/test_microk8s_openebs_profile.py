@@ -493,6 +493,21 @@ def test_secrets_only_in_secret_files(all_plans: list[Plan], real_secrets: dict[
         assert secret not in text
 
 
+def test_the_snap_is_held_unless_the_option_says_not(
+    plan: Plan, real_secrets: dict[str, str]
+) -> None:
+    # snapd refreshes every node to the channel's newest revision by itself, all at once:
+    # held, the operator refreshes node by node. snap list's Notes say "held".
+    t = plan.task("kn3:microk8s-install")
+    assert "snap refresh --hold microk8s" in t.run
+    assert t.check is not None and "{print $6}' | tr , '\\n' | grep -qx held" in t.check
+    assert "! snap list" not in t.check
+    free = make(example_answers(), real_secrets, options={"hold_refresh": False})
+    t = free.task("kn3:microk8s-install")
+    assert "snap refresh --unhold microk8s" in t.run and "--hold " not in t.run
+    assert t.check is not None and "&& ! snap list microk8s" in t.check
+
+
 def test_options(variant_plans: dict[str, Plan]) -> None:
     p = variant_plans["options"]
     assert steps_on(p, "static-address") == [f"kn{i}" for i in range(6)]

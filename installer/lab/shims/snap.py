@@ -21,6 +21,26 @@ def snap(args: list[str]) -> int:
         return 1
     verb = words[0]
     state = base.peek_node("snaps")
+    if verb == "refresh" and any(
+        a in ("--hold", "--unhold") or a.startswith("--hold=") for a in args
+    ):
+        # snapd 2.58+ (cmd_refresh.go): a hold with no duration is forever
+        names = words[1:]
+        unknown = [n for n in names if n not in state]
+        if unknown:
+            err(f'error: snap "{unknown[0]}" is not installed')
+            return 1
+        hold = "--unhold" not in args
+        with base.node_state("snaps") as st:
+            for n in names:
+                st[n]["held"] = hold
+        for n in names:
+            out(
+                f'General refreshes of "{n}" held indefinitely'
+                if hold
+                else f'Removed general refresh hold of "{n}"'
+            )
+        return 0
     if verb in ("wait", "version", "refresh", "connect", "set", "get"):
         if verb == "version":
             out("snap    2.63\nsnapd   2.63\nseries  16\nubuntu  22.04")
@@ -29,7 +49,17 @@ def snap(args: list[str]) -> int:
         wanted = words[1:]
         rows = [("core20", "20240227", "2264", "latest/stable", "base"),
                 ("snapd", "2.63", "21759", "latest/stable", "snapd")]  # fmt: skip
-        rows += [(n, s["version"], s["rev"], s["channel"], "classic") for n, s in state.items()]
+        # Notes: "held" after snap refresh --hold NAME (snapd 2.58+)
+        rows += [
+            (
+                n,
+                s["version"],
+                s["rev"],
+                s["channel"],
+                "classic,held" if s.get("held") else "classic",
+            )
+            for n, s in state.items()
+        ]
         rows = sorted(r for r in rows if not wanted or r[0] in wanted)
         if not rows:
             # snapd cmd_list.go: ErrNoMatchingSnaps
