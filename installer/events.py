@@ -117,6 +117,17 @@ class TaskRetrying(Event):
 
 
 @dataclass(frozen=True)
+class TaskReopened(Event):
+    """A done task is to run again in this run: its products expired (``fresh_for``)
+    before a later task could use them. Its host's finished count goes down by one."""
+
+    task_id: str
+    host: str
+    step: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class HostLost(Event):
     host: str
     message: str
@@ -172,6 +183,7 @@ AnyEvent = (
     | TaskSkipped
     | TaskBlocked
     | TaskRetrying
+    | TaskReopened
     | HostLost
     | HostReconnected
     | RunFinished

@@ -24,6 +24,7 @@ from installer.events import (
     RunSummary,
     TaskBlocked,
     TaskFinished,
+    TaskReopened,
     TaskRetrying,
     TaskSkipped,
     TaskStarted,
@@ -202,6 +203,9 @@ class HeadlessReporter:
             row = self._row(event.host)
             row.finished += 1
             self._line(event.at, event.host, event.step, f"blocked: needs {event.blocked_by}")
+        elif isinstance(event, TaskReopened):
+            self._row(event.host).finished -= 1
+            self._line(event.at, event.host, event.step, f"runs again: {event.reason}")
         elif isinstance(event, TaskRetrying):
             self._line(
                 event.at,

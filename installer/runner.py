@@ -32,6 +32,7 @@ from installer.events import (
     TaskBlocked,
     TaskFinished,
     TaskRef,
+    TaskReopened,
     TaskRetrying,
     TaskSkipped,
     TaskStatus,
@@ -116,6 +117,13 @@ class Runner:
         self._running: dict[asyncio.Task[Outcome], str] = {}
         self._journaled: set[str] = set()
         self._index = {t.id: i for i, t in enumerate(plan.tasks)}
+        # capture name -> the task that captures it; task id -> when it last ended done
+        self._producer = {c.name: t.id for t in plan.tasks for c in t.captures}
+        self._done_at: dict[str, float] = {}
+        self._reopened: set[str] = set()  # done tasks run again in this run (fresh_for)
+        # reader -> producers reopened for it: once each, so that products that expire
+        # faster than a reader can start (fresh_for 0) fail the reader instead of looping
+        self._reopened_for: dict[str, set[str]] = {}
         self._stop_requested = False
         self._stop_reason = ""
         self._cancel_handle: asyncio.TimerHandle | None = None
@@ -224,6 +232,11 @@ class Runner:
                 self._executor.captures[name] = value
                 self._executor.capture_hashes[name] = cap.value_hash
         prior = {tid: PriorState(r.status, r.input_hash, r.finished_at) for tid, r in rows.items()}
+        self._done_at = {
+            tid: r.finished_at
+            for tid, r in rows.items()
+            if r.status is TaskStatus.DONE and r.finished_at is not None
+        }
         o = self.options
         actions = decide(
             self.plan,
@@ -263,8 +276,11 @@ class Runner:
         busy_hosts: set[str] = set()
         busy_serial: set[str] = set()
         prio = priorities(self.plan)
-        # Longest chain first, then plan order.
-        order = sorted(self.plan.tasks, key=lambda t: (-prio[t.id], self._index[t.id]))
+
+        def rank(t: Task) -> tuple[int | float, int]:
+            return (-prio[t.id], self._index[t.id])  # longest chain first, then plan order
+
+        order = sorted(self.plan.tasks, key=rank)
         waiting = [t for t in order if self._status[t.id] is TaskStatus.PENDING]
         started_at: dict[str, float] = {}
         while True:
@@ -292,12 +308,21 @@ class Runner:
                         progressed = True
             waiting = [t for t in waiting if self._status[t.id] is TaskStatus.PENDING]
             if not self._stop_requested:
+                reopen: set[str] = set()
                 for t in waiting:
                     if len(self._running) >= max(1, o.max_parallel):
                         break
                     if t.host in busy_hosts or (t.serial and t.step in busy_serial):
                         continue
                     if not all(self._satisfied(n) for n in t.needs):
+                        continue
+                    producers = self._producers_of(t)
+                    if not all(self._satisfied(p) for p in producers):
+                        continue  # one of them runs again first
+                    expired = self._expired(producers) - self._reopened_for.get(t.id, set())
+                    if expired:
+                        self._reopened_for.setdefault(t.id, set()).update(expired)
+                        reopen |= expired
                         continue
                     busy_hosts.add(t.host)
                     if t.serial:
@@ -307,6 +332,9 @@ class Runner:
                     aio = asyncio.create_task(self._run_task(t), name=t.id)
                     self._running[aio] = t.id
                 waiting = [t for t in waiting if self._status[t.id] is TaskStatus.PENDING]
+                if reopen:
+                    waiting = sorted([*waiting, *self._reopen(reopen, actions)], key=rank)
+                    continue  # launch them now if their hosts are free
             if not self._running:
                 return
             done, _ = await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
@@ -335,6 +363,40 @@ class Runner:
                     self._stop_reason = (
                         self._stop_reason or "stopped at the first failure (--fail-fast)"
                     )
+
+    def _producers_of(self, t: Task) -> set[str]:
+        """The tasks that capture the values ``t`` reads."""
+        return {p for name in t.uses if (p := self._producer.get(name)) is not None}
+
+    def _expired(self, producers: set[str]) -> set[str]:
+        """Those of ``producers`` done longer ago than their ``fresh_for`` (a join token,
+        uploaded certificates): a reader must not start with what they made."""
+        now = time.time()
+        out = set()
+        for p in producers:
+            fresh_for, done_at = self._tasks[p].fresh_for, self._done_at.get(p)
+            if fresh_for is not None and done_at is not None and now - done_at > fresh_for:
+                out.add(p)
+        return out
+
+    def _reopen(self, task_ids: set[str], actions: dict[str, Action]) -> list[Task]:
+        """Put done tasks back to run again in this run; returns them."""
+        out = []
+        for tid in sorted(task_ids, key=self._order):
+            t = self._tasks[tid]
+            self._status[tid] = TaskStatus.PENDING
+            actions[tid] = Action.RUN
+            self._skipped.discard(tid)
+            self._reopened.add(tid)
+            del self._done_at[tid]
+            reason = (
+                f"what it made expires {t.fresh_for:.0f}s after it ends, and a later step still "
+                "needs it"
+            )
+            self.journal.note(t.host, f"{t.step}: runs again: {reason}")
+            self.bus.emit(TaskReopened(task_id=tid, host=t.host, step=t.step, reason=reason))
+            out.append(t)
+        return out
 
     def _cancel_running(self) -> None:
         for aio in self._running:
@@ -413,7 +475,11 @@ class Runner:
             try:
                 transport = await self._hosts.transport_for(t.host)
                 outcome = await self._executor.attempt(
-                    t, transport, run_id=self.run_id, invalidate=first
+                    t,
+                    transport,
+                    run_id=self.run_id,
+                    # Reopened for freshness: what already used it is done with it.
+                    invalidate=first and t.id not in self._reopened,
                 )
             except asyncio.CancelledError:
                 outcome = Outcome(
@@ -490,6 +556,8 @@ class Runner:
             input_hash=outcome.input_hash if outcome.status is TaskStatus.DONE else None,
         )
         self._journaled.add(t.id)
+        if outcome.status is TaskStatus.DONE:
+            self._done_at[t.id] = time.time()
         if outcome.satisfied:
             self.bus.emit(
                 TaskSkipped(task_id=t.id, host=t.host, step=t.step, reason="check-satisfied")

@@ -25,6 +25,7 @@ from installer.events import (
     RunSummary,
     TaskBlocked,
     TaskFinished,
+    TaskReopened,
     TaskRetrying,
     TaskSkipped,
     TaskStarted,
@@ -168,6 +169,13 @@ class RunController:
             if node.state != "failed":
                 node.state = "blocked"
                 node.message = f"waits for {event.blocked_by}, which failed"
+        elif isinstance(event, TaskReopened):
+            node = self.node(event.host)
+            node.finished = max(0, node.finished - 1)
+            self.finished = max(0, self.finished - 1)
+            if node.state == "done":
+                node.state, node.ended_at = "waiting", None
+            node.add_line(f"↻ {event.step} runs again: {event.reason}")
         elif isinstance(event, TaskRetrying):
             self.node(event.host).add_line(
                 f"↻ retrying {event.step} in {event.delay:.0f}s (attempt {event.attempt}): {event.reason}"

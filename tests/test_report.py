@@ -17,6 +17,7 @@ from installer.events import (
     TaskBlocked,
     TaskFinished,
     TaskRef,
+    TaskReopened,
     TaskSkipped,
     TaskStarted,
     TaskStatus,
@@ -240,3 +241,34 @@ def test_errors_go_to_stderr_and_plans_to_stdout() -> None:
     rep.notice("Plan for cluster fmp")
     assert err.getvalue() == "error: needs --yes\n"
     assert out.getvalue() == "Plan for cluster fmp\n"
+
+
+def test_a_reopened_task_counts_as_not_finished_again() -> None:
+    """A done task that runs again (its products expired) takes its host's count back."""
+    from screens.run_controller import RunController
+
+    out = io.StringIO()
+    rep = HeadlessReporter(out, live=False)
+    ctl = RunController()
+    done = TaskFinished(
+        task_id="kn0:prep",
+        host="kn0",
+        step="prep",
+        status=TaskStatus.DONE,
+        exit_code=0,
+        duration=1.0,
+        at=T0 + 1,
+    )
+    again = TaskReopened(
+        task_id="kn0:prep", host="kn0", step="prep", reason="what it made expired", at=T0 + 2
+    )
+    for event in (_started(), done, again):
+        rep(event)
+        ctl.handle(event)
+    assert "14:03:09 kn0 prep: runs again: what it made expired" in out.getvalue().splitlines()
+    assert ctl.node("kn0").finished == 0 and ctl.finished == 0
+    assert ctl.node("kn0").state != "done"
+    assert any("prep runs again" in line for line in ctl.node("kn0").lines)
+    rep(done)
+    ctl.handle(done)
+    assert ctl.node("kn0").finished == 1 and ctl.finished == 1

@@ -28,6 +28,7 @@ from installer.events import (
     RunStarted,
     TaskBlocked,
     TaskFinished,
+    TaskReopened,
     TaskRetrying,
     TaskSkipped,
     TaskStarted,
@@ -581,6 +582,71 @@ async def test_expired_products_are_made_again_before_a_reader_runs(tmp_path: Pa
     assert out.summary.exit_code == 0
     assert net.task_runs("cp1:token") == 2
     assert [c.command.split()[1] for c in net.runs("w2")] == ["first", "second"]
+
+
+async def test_products_that_expire_during_the_run_are_made_again(tmp_path: Path) -> None:
+    """w2 can join only after a slow step; by then the token (fresh for 0.3 s) expired.
+    The token step runs again in the same run, w2 joins with the new token, and w1,
+    which joined with the old one, stays done."""
+    ph = capture_placeholder("join")
+    plan = make_plan(
+        [
+            make_task("cp1", "token", captures=(CaptureSpec("join", r"J=(\S+)"),), fresh_for=0.3),
+            make_task("w1", "join", needs=("cp1:token",), run=f"join {ph}"),
+            make_task("w2", "slow"),
+            make_task("w2", "join", needs=("cp1:token", "w2:slow"), run=f"join {ph}"),
+        ]
+    )
+    net = FakeNetwork()
+    net.on("#task:cp1:token", stdout="J=first\n", times=1)
+    net.on("#task:cp1:token", stdout="J=second\n")
+    net.on("#task:w2:slow", delay=1.0)  # a wait, not a speed limit: it outlasts the 0.3 s
+    out = await run_plan(plan, net, tmp_path)
+    assert out.summary.exit_code == 0
+    assert net.task_runs("cp1:token") == 2
+    assert [c.command.split()[1] for c in net.runs("w1")] == ["first"]
+    assert [c.command.split()[1] for c in net.runs("w2") if "join" in c.command] == ["second"]
+    reopened = out.of(TaskReopened)
+    assert [e.task_id for e in reopened] == ["cp1:token"]
+    assert reopened[0].reason.startswith("what it made expires 0s after it ends")
+    # Each host's count ends at its number of tasks: ends minus reopenings.
+    ends = [e.host for e in out.events if isinstance(e, TaskFinished | TaskSkipped)]
+    assert ends.count("cp1") - len(reopened) == 1
+    with Journal.open_readonly(tmp_path) as j:
+        rows = {r.task_id: r for r in j.tasks()}
+    assert {r.status for r in rows.values()} == {TaskStatus.DONE}  # w1 was not invalidated
+    # A rerun at once reopens nothing. w1 joined with the token since replaced: like any
+    # task whose input changed it runs again, and in a profile its check makes that a no-op.
+    out = await run_plan(plan, net, tmp_path)
+    assert not out.of(TaskReopened)
+    assert [e.task_id for e in out.of(TaskStarted)] == ["w1:join"]
+
+
+async def test_products_that_expire_at_once_are_made_again_once_per_reader(
+    tmp_path: Path,
+) -> None:
+    """fresh_for 0: the product has expired before any reader can start. Each reader has
+    it made again once, then runs with what it gets (and fails, as a real expired token
+    would); the run ends instead of making it again forever."""
+    ph = capture_placeholder("join")
+    plan = make_plan(
+        [
+            make_task("cp1", "token", captures=(CaptureSpec("join", r"J=(\S+)"),), fresh_for=0),
+            make_task("w1", "join", needs=("cp1:token",), run=f"join {ph}"),
+            make_task("w2", "join", needs=("cp1:token",), run=f"join {ph}"),
+        ]
+    )
+    net = FakeNetwork()
+    net.on("#task:cp1:token", stdout="J=t\n")
+    net.on("#task:w1:join", exit=1)  # the token expired
+    net.on("#task:w2:join", exit=1)
+    run = asyncio.create_task(run_plan(plan, net, tmp_path))
+    done, _ = await asyncio.wait({run}, timeout=60)  # a hang detector, not a speed limit
+    assert done, "the run never ended: the producer was made again forever"
+    out = run.result()
+    assert out.summary.exit_code == 1
+    assert net.task_runs("cp1:token") <= 3  # once, then at most once for each reader
+    assert sorted(f.task_id for f in out.summary.failures) == ["w1:join", "w2:join"]
 
 
 async def test_fresh_products_and_finished_readers_need_no_rerun(tmp_path: Path) -> None:
