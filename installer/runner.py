@@ -46,6 +46,7 @@ from installer.run_options import RunOptions, backoff, default_operator
 from installer.scheduler import (
     Action,
     PriorState,
+    capture_producers,
     check_plan,
     decide,
     dependents,
@@ -118,7 +119,7 @@ class Runner:
         self._journaled: set[str] = set()
         self._index = {t.id: i for i, t in enumerate(plan.tasks)}
         # capture name -> the task that captures it; task id -> when it last ended done
-        self._producer = {c.name: t.id for t in plan.tasks for c in t.captures}
+        self._producer = capture_producers(plan)
         self._done_at: dict[str, float] = {}
         self._reopened: set[str] = set()  # done tasks run again in this run (fresh_for)
         # reader -> producers reopened for it: once each, so that products that expire
@@ -277,7 +278,7 @@ class Runner:
         busy_serial: set[str] = set()
         prio = priorities(self.plan)
 
-        def rank(t: Task) -> tuple[int | float, int]:
+        def rank(t: Task) -> tuple[int, int]:
             return (-prio[t.id], self._index[t.id])  # longest chain first, then plan order
 
         order = sorted(self.plan.tasks, key=rank)

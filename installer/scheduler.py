@@ -51,6 +51,11 @@ def stale_tasks(plan: Plan, prior: Mapping[str, PriorState], now: float) -> set[
     return stale
 
 
+def capture_producers(plan: Plan) -> dict[str, str]:
+    """Capture name -> the id of the task that captures it."""
+    return {c.name: t.id for t in plan.tasks for c in t.captures}
+
+
 def value_hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
@@ -122,7 +127,7 @@ def decide(
     ``fresh_for``) runs again when a task that reads its captures has to run.
     """
     stale = stale_tasks(plan, prior, now) if now is not None else set()
-    producers = {c.name: t.id for t in plan.tasks for c in t.captures}
+    producers = capture_producers(plan)
     graph = dependents(plan)
     forced: set[str] = set()
     while True:

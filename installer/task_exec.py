@@ -23,7 +23,7 @@ from installer.events import EventBus, OutputLine, Stream, TaskStarted, TaskStat
 from installer.journal import TAIL_LINES, Journal
 from installer.plan_model import CAPTURE_RE, CaptureSpec, Plan, Task
 from installer.redact import Redactor, StreamRedactor
-from installer.scheduler import descendants, effective_hash, value_hash
+from installer.scheduler import capture_producers, descendants, effective_hash, value_hash
 from installer.transport import CommandResult, FailureKind, Transport, TransportError
 
 
@@ -173,9 +173,7 @@ class TaskExecutor:
             check = substitute(t.check, self.captures) if t.check else None
             files = [(f, substitute(f.content, self.captures)) for f in t.files]
         except MissingCapture as exc:
-            producer = next(
-                (p.id for p in self.plan.tasks for c in p.captures if c.name == exc.name), None
-            )
+            producer = capture_producers(self.plan).get(exc.name)
             where = f" (captured by {producer})" if producer else ""
             return Outcome(
                 TaskStatus.FAILED,
